@@ -1,0 +1,3 @@
+from vidcam.cli import main
+
+raise SystemExit(main())

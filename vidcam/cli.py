@@ -1,0 +1,223 @@
+"""Command line: ``vidcam enhance | info | flow | atlas | edit``.
+
+Problems with the user's input end the program with one line on stderr and exit code 2;
+set VIDCAM_DEBUG=1 to see tracebacks of unexpected errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from vidcam.config import PRESETS, load_config
+from vidcam.errors import VidcamError
+
+INFO_MAX_SIDE = 160  # `vidcam info` measures brightness on small frames: fast on long clips
+
+
+def _common_video_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("input", type=Path, help="video file")
+    parser.add_argument("--start-frame", type=int, help="first frame to use")
+    parser.add_argument("--max-frames", type=int, help="use at most this many frames")
+    parser.add_argument("--max-side", type=int, help="downscale so the longest side is at most this")
+
+
+def _config_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--preset", choices=PRESETS, default="default", help="settings preset (configs/*.yaml)")
+    parser.add_argument("--config", type=Path, help="YAML file of settings merged over the preset")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="any setting, e.g. train.steps=500")
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), help="where to compute (default auto)")
+    parser.add_argument("--flow", choices=("auto", "raft", "dis"), help="optical flow backend (default auto)")
+    parser.add_argument("--raft-checkpoint", help="RAFT weights file (torchvision or original format)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="vidcam", description="Make bad videos good by inverting the camera.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    enhance = sub.add_parser("enhance", help="fit the model to a clip and render it without the camera's flaws")
+    _common_video_args(enhance)
+    _config_args(enhance)
+    enhance.add_argument("-o", "--output", type=Path, help="output folder (default: <input stem>_vidcam beside the input)")
+    enhance.add_argument("--mode", choices=("auto", "hdr", "deblur"), help="auto picks hdr when brightness alternates")
+    enhance.add_argument("--exposures", help="exposure times: a cyclic pattern like 1,4, one per frame, or a file")
+    enhance.add_argument("--ev", action="store_true", default=None, help="--exposures are EV (log2) values")
+    enhance.add_argument("--learn-exposure", action=argparse.BooleanOptionalAction, help="train per-frame exposures")
+    enhance.add_argument("--masks", help="folder of foreground masks, one image per source frame")
+    enhance.add_argument("--steps", type=int, help="training steps")
+    enhance.add_argument("--time-budget", type=float, help="seconds of training, then render")
+    enhance.add_argument("--crf", type=int, help="video quality (x264/x265 CRF, lower is better)")
+    enhance.add_argument("--tonemap", choices=("auto", "aces", "reinhard", "camera"), help="SDR operator")
+    enhance.add_argument("--compare", action="store_true", default=None, help="also write compare.mp4: input | output")
+    enhance.add_argument("--save-frames", action="store_true", default=None, help="also write frames/*.png")
+    enhance.add_argument("--export-atlas", action="store_true", default=None, help="also export the atlases")
+    enhance.add_argument("--resume", action="store_true", help="continue the run in the output folder")
+
+    info = sub.add_parser("info", help="what a video holds: size, frames, fps, codec, audio, brightness per frame")
+    _common_video_args(info)
+
+    flow = sub.add_parser("flow", help="compute optical flow and export colour-coded visualisations")
+    _common_video_args(flow)
+    _config_args(flow)
+    flow.add_argument("-o", "--output", type=Path, required=True, help="output folder")
+    flow.add_argument("--exposures", help="exposure pattern, for exposure matching before flow")
+    flow.add_argument("--ev", action="store_true", default=None)
+
+    atlas = sub.add_parser("atlas", help="export the atlases, alpha mattes and mapping visualisations of a run")
+    atlas.add_argument("run", type=Path, help="output folder of an enhance run")
+    atlas.add_argument("-o", "--output", type=Path, help="where to write (default RUN/atlas)")
+    atlas.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+
+    edit = sub.add_parser("edit", help="re-render a run with an edited atlas")
+    edit.add_argument("run", type=Path, help="output folder of an enhance run")
+    edit.add_argument("--layer", type=int, required=True, help="which layer's atlas was edited (0 = background)")
+    edit.add_argument("--atlas", type=Path, required=True, help="the edited atlas PNG (RGBA composites over the atlas)")
+    edit.add_argument("-o", "--output", type=Path, help="output video (default RUN/edit_layer<K>.mp4)")
+    edit.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    return parser
+
+
+# Flags that map one-to-one onto settings.
+FLAG_SETTINGS = {
+    "start_frame": "io.start_frame",
+    "max_frames": "io.max_frames",
+    "max_side": "io.max_side",
+    "device": "device",
+    "flow": "flow.backend",
+    "raft_checkpoint": "flow.raft_checkpoint",
+    "mode": "mode",
+    "exposures": "exposures",
+    "ev": "ev",
+    "learn_exposure": "camera.learn_exposure",
+    "masks": "masks",
+    "steps": "train.steps",
+    "time_budget": "train.time_budget",
+    "crf": "render.crf",
+    "tonemap": "render.tonemap",
+    "compare": "render.compare",
+    "save_frames": "render.save_frames",
+    "export_atlas": "render.export_atlas",
+}
+
+
+def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
+    overrides: dict[str, Any] = {}
+    for flag, key in FLAG_SETTINGS.items():
+        value = getattr(args, flag, None)
+        if value is not None:
+            overrides[key] = value
+    for item in args.set:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise VidcamError(f"--set needs KEY=VALUE, got '{item}'")
+        overrides[key.strip()] = value
+    return overrides
+
+
+def run_enhance(args: argparse.Namespace) -> None:
+    from vidcam.pipeline import default_outdir, enhance, load_run_config
+
+    _require_file(args.input)
+    overrides = overrides_from_args(args)
+    outdir = args.output or default_outdir(args.input)
+    if args.resume and (outdir / "config.yaml").is_file():
+        cfg = load_run_config(outdir, overrides)
+    else:
+        cfg = load_config(args.preset, args.config, overrides)
+    report = enhance(args.input, outdir, cfg, resume=args.resume)
+    if cfg.render.export_atlas:
+        from vidcam.atlas import export_atlas
+
+        export_atlas(outdir, outdir / "atlas", cfg.device)
+    print(f"wrote {outdir} ({report['mode']}, {report['steps']} steps)")
+
+
+def run_info(args: argparse.Namespace) -> None:
+    from vidcam.exposure import estimate_exposures
+    from vidcam.io.video import mean_brightness, probe, read_video
+
+    _require_file(args.input)
+    info = probe(args.input)
+    clip = read_video(args.input, args.start_frame or 0, args.max_frames, args.max_side or INFO_MAX_SIDE)
+    brightness = mean_brightness(clip.frames)
+    audio = f"yes ({info.audio_codec})" if info.has_audio else "no"
+    print(f"file:       {info.path}")
+    print(f"size:       {info.width}x{info.height}" + (f" (rotated {info.rotation} deg)" if info.rotation else ""))
+    print(f"frames:     {info.n_frames}")
+    print(f"fps:        {info.fps} ({float(info.fps):.3f})")
+    print(f"duration:   {info.duration:.3f} s")
+    print(f"codec:      {info.codec} {info.pix_fmt}, {info.bit_depth}-bit")
+    print(f"audio:      {audio}")
+    if clip.n_frames >= 2:
+        estimate = estimate_exposures(clip.frames_float())
+        pattern = f"alternating, period {estimate.period}, ratio {estimate.ratio:.2f}" if estimate.period > 1 else "none"
+        print(f"exposure:   {pattern}")
+    print("brightness: " + " ".join(f"{b:.3f}" for b in brightness))
+
+
+def run_flow(args: argparse.Namespace) -> None:
+    from vidcam.exposure import parse_exposures
+    from vidcam.flow import compute_flows, export_flow_visualisation
+    from vidcam.io.video import read_video
+    from vidcam.pipeline import pick_device
+
+    _require_file(args.input)
+    cfg = load_config(args.preset, args.config, overrides_from_args(args))
+    clip = read_video(args.input, cfg.io.start_frame, cfg.io.max_frames, cfg.io.max_side)
+    if clip.n_frames < 2:
+        raise VidcamError(f"{args.input} has {clip.n_frames} frame(s); flow needs at least 2")
+    exposures = None
+    if cfg.exposures:
+        import numpy as np
+
+        exposures = np.exp(parse_exposures(cfg.exposures, clip.n_frames, cfg.ev))
+    args.output.mkdir(parents=True, exist_ok=True)
+    flows = compute_flows(clip.frames_float(), cfg.flow, pick_device(cfg.device), exposures, args.output / "cache")
+    export_flow_visualisation(flows, args.output, clip.fps)
+    print(f"wrote flow visualisations to {args.output}")
+
+
+def run_atlas(args: argparse.Namespace) -> None:
+    from vidcam.atlas import export_atlas
+
+    out = export_atlas(args.run, args.output or args.run / "atlas", args.device)
+    print(f"wrote atlases to {out}")
+
+
+def run_edit(args: argparse.Namespace) -> None:
+    from vidcam.atlas import edit_run
+
+    _require_file(args.atlas)
+    out = edit_run(args.run, args.layer, args.atlas, args.output, args.device)
+    print(f"wrote {out}")
+
+
+def _require_file(path: Path) -> None:
+    if not path.exists():
+        raise VidcamError(f"file not found: {path}")
+    if not path.is_file():
+        raise VidcamError(f"not a file: {path}")
+
+
+COMMANDS = {"enhance": run_enhance, "info": run_info, "flow": run_flow, "atlas": run_atlas, "edit": run_edit}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        COMMANDS[args.command](args)
+    except VidcamError as exc:
+        print(f"vidcam: error: {exc}", file=sys.stderr)
+        return getattr(exc, "exit_code", 2)
+    except KeyboardInterrupt:
+        print("vidcam: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # an unexpected failure still gets one line unless debugging
+        if os.environ.get("VIDCAM_DEBUG"):
+            raise
+        print(f"vidcam: internal error: {type(exc).__name__}: {exc} (set VIDCAM_DEBUG=1 for details)", file=sys.stderr)
+        return 1
+    return 0

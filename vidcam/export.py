@@ -1,0 +1,172 @@
+"""Writing a run's results: frames, videos, pictures of what was learned, and the report."""
+
+from __future__ import annotations
+
+import json
+import sys
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from vidcam.config import Config
+from vidcam.io.atomic import atomic_write_text
+from vidcam.io.images import write_exr, write_png
+from vidcam.io.video import Clip, write_hdr10_video, write_sdr_video
+from vidcam.models.model import VidcamModel
+from vidcam.plots import image_grid, line_plot
+from vidcam.rendering import display_sdr, exposure_scale, recorded_by_camera, render_frame, to_uint8
+
+CRF_SAMPLES = 256
+CHANNEL_COLORS = {"R": (220, 40, 40), "G": (40, 160, 40), "B": (40, 80, 220)}
+
+
+def render_clip(model: VidcamModel, chunk: int, camera: bool = False, desc: str = "render") -> np.ndarray:
+    """[N,H,W,3] float32: sharp irradiance, or with ``camera`` what a blur-free camera records."""
+    evaluate = recorded_by_camera(model) if camera else None
+    frames = [
+        render_frame(model, t, chunk, evaluate)
+        for t in tqdm(range(model.frame.n_frames), desc=desc, file=sys.stderr, leave=False)
+    ]
+    return np.stack(frames)
+
+
+def write_exr_sequence(folder: Path, frames: np.ndarray) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for t, frame in enumerate(frames):
+        write_exr(folder / f"{t:05d}.exr", frame)
+
+
+def write_png_sequence(folder: Path, frames: np.ndarray) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for t, frame in enumerate(frames):
+        write_png(folder / f"{t:05d}.png", frame)
+
+
+def side_by_side(left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """[N,H,2W,3] input | output."""
+    return np.concatenate([left, right], axis=2)
+
+
+@torch.no_grad()
+def crf_samples(model: VidcamModel, z_range: tuple[float, float]) -> dict[str, list[float]]:
+    z = torch.linspace(*z_range, CRF_SAMPLES, device=next(model.parameters()).device)
+    curves = model.tone.curve(z).float().cpu().numpy()
+    return {"log_exposure_irradiance": z.cpu().tolist(), **{c: curves[:, i].tolist() for i, c in enumerate("RGB")}}
+
+
+def save_crf_plot(path: Path, samples: dict[str, list[float]]) -> None:
+    z = np.array(samples["log_exposure_irradiance"])
+    series = {c: (z, np.array(samples[c])) for c in "RGB"}
+    write_png(
+        path,
+        line_plot(series, "learned camera response", "log irradiance + log exposure", "pixel value", colors=CHANNEL_COLORS),
+    )
+
+
+def save_loss_plot(path: Path, history: list[dict[str, float]]) -> None:
+    if not history:
+        return
+    steps = np.array([h["step"] for h in history])
+    names = [k for k in history[-1] if k not in ("step", "seconds", "psnr")]
+    series = {name: (steps, np.array([h.get(name, np.nan) for h in history])) for name in names}
+    write_png(path, line_plot(series, "training losses", "step", "loss", log_y=True))
+
+
+@torch.no_grad()
+def save_psf_plot(path: Path, model: VidcamModel, frames: list[int], grid: int = 3, cell: int = 48) -> None:
+    """The learned blur kernels at a grid of positions, one row per frame."""
+    if model.blur is None:
+        return
+    frame = model.frame
+    device = next(model.parameters()).device
+    radius = model.blur.radius if hasattr(model.blur, "radius") else 5.0
+    tiles, labels = [], []
+    for t in frames:
+        for gy in range(grid):
+            for gx in range(grid):
+                px = torch.tensor([[(gx + 0.5) * frame.width / grid, (gy + 0.5) * frame.height / grid]], device=device)
+                xy = frame.to_model(px)
+                xyt = torch.cat([xy, frame.time(torch.tensor([t], device=device))[:, None]], dim=1)
+                offsets = model.blur.offsets_px(xyt)[0].float().cpu().numpy()
+                weights = model.blur(xyt)[1][0].float().cpu().numpy()
+                tiles.append(_splat_kernel(offsets, weights, radius, cell))
+                labels.append(f"t={t}" if gx == 0 and gy == 0 else "")
+    write_png(path, image_grid(tiles, grid * grid, labels))
+
+
+def _splat_kernel(offsets_px: np.ndarray, weights: np.ndarray, radius: float, cell: int) -> np.ndarray:
+    """Bilinearly splat weighted sample offsets into a cell x cell picture of the PSF."""
+    canvas = np.zeros((cell, cell), np.float64)
+    scale = (cell / 2 - 1) / (radius + 1)
+    for (dx, dy), w in zip(offsets_px, weights):
+        x, y = cell / 2 + dx * scale, cell / 2 + dy * scale
+        x0, y0 = int(np.floor(x)), int(np.floor(y))
+        fx, fy = x - x0, y - y0
+        for ox, oy, wt in ((0, 0, (1 - fx) * (1 - fy)), (1, 0, fx * (1 - fy)), (0, 1, (1 - fx) * fy), (1, 1, fx * fy)):
+            if 0 <= x0 + ox < cell and 0 <= y0 + oy < cell:
+                canvas[y0 + oy, x0 + ox] += w * wt
+    canvas /= max(canvas.max(), 1e-9)
+    return to_uint8(np.repeat(canvas[..., None], 3, -1))
+
+
+def write_report(path: Path, report: dict[str, Any]) -> None:
+    atomic_write_text(path, json.dumps(report, indent=2, default=_jsonable))
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, (np.floating, np.integer)):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, (Path, Fraction)):
+        return str(value)
+    raise TypeError(f"not JSON serialisable: {type(value)}")
+
+
+def write_run_outputs(
+    outdir: Path,
+    model: VidcamModel,
+    clip: Clip,
+    cfg: Config,
+    history: list[dict[str, float]],
+    z_range: tuple[float, float],
+    report: dict[str, Any],
+    timer: Any,
+    audio_from: Path | None,
+) -> None:
+    """Render without the camera's flaws and write the mode's videos, pictures and report."""
+    rc = cfg.render
+    operator = rc.tonemap if rc.tonemap != "auto" else ("aces" if cfg.mode == "hdr" else "camera")
+    hdr = None
+    with timer.stage("render"):
+        if operator == "camera":
+            sdr = to_uint8(render_clip(model, rc.chunk, camera=True))
+        else:
+            irradiance = render_clip(model, rc.chunk)
+            report["hdr_scale"] = scale = exposure_scale(irradiance, rc.key)
+            hdr = irradiance * scale
+            sdr = np.stack([display_sdr(frame, operator) for frame in hdr])
+    with timer.stage("encode"):
+        if cfg.mode == "hdr" and hdr is not None:
+            write_exr_sequence(outdir / "hdr", hdr)
+            write_hdr10_video(
+                outdir / "enhanced_hdr10.mp4", hdr, clip.fps, rc.hdr10_white_nits, rc.hdr10_peak_nits, rc.crf, audio_from
+            )
+        write_sdr_video(outdir / "enhanced.mp4", sdr, clip.fps, rc.crf, audio_from)
+        if rc.save_frames:
+            write_png_sequence(outdir / "frames", sdr)
+        if rc.compare:
+            source = clip.frames if clip.frames.dtype == np.uint8 else to_uint8(clip.frames_float())
+            write_sdr_video(outdir / "compare.mp4", side_by_side(source, sdr), clip.fps, rc.crf, audio_from)
+    samples = crf_samples(model, z_range)
+    save_crf_plot(outdir / "crf.png", samples)
+    save_loss_plot(outdir / "loss.png", history)
+    if model.blur is not None:
+        n = model.frame.n_frames
+        save_psf_plot(outdir / "psf.png", model, sorted({0, n // 3, 2 * n // 3, n - 1}))
+    report.update(config=cfg.to_dict(), timings=timer.seconds, crf=samples, tonemap=operator)
+    write_report(outdir / "report.json", report)

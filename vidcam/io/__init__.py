@@ -1,0 +1,1 @@
+"""Decoding and encoding of video and images; every write is atomic."""

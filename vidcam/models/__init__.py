@@ -1,0 +1,1 @@
+"""Neural networks: encodings, the layered-atlas scene and the implicit camera."""

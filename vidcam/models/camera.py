@@ -1,0 +1,176 @@
+"""The implicit camera model of Huang et al. (CVPR 2023): tone mapping, exposure and blur.
+
+Log quantities are natural logs. ``z = log irradiance + log exposure time`` is the log
+exposure reaching the sensor; the tone mapper turns it into a pixel value in [0, 1].
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from vidcam.config import CameraConfig
+from vidcam.models.encodings import EncodedMLP
+
+_EPS = 1e-12  # keeps the radial squash differentiable at an offset of exactly zero (px^2)
+
+
+class ToneMapper(nn.Module):
+    """Three per-channel MLPs ``T_c: z -> [0, 1]`` (``layers`` hidden ReLU layers of ``hidden``, sigmoid out).
+
+    The channels are evaluated together: each layer's weights are stored as ``[3, in, out]`` and
+    applied with one ``torch.baddbmm``. It always runs in float32 (autocast off): it is tiny, and
+    bf16 would quantise the output to ~1/256 and make the finite-difference monotonicity term noise.
+    """
+
+    def __init__(self, hidden: int = 128, layers: int = 2):
+        super().__init__()
+        dims = [1] + [hidden] * layers + [1]
+        self.weights = nn.ParameterList()
+        self.biases = nn.ParameterList()
+        for fan_in, fan_out in zip(dims[:-1], dims[1:]):
+            bound = 1.0 / math.sqrt(fan_in)  # nn.Linear's default initialisation
+            self.weights.append(nn.Parameter(torch.empty(3, fan_in, fan_out).uniform_(-bound, bound)))
+            self.biases.append(nn.Parameter(torch.empty(3, 1, fan_out).uniform_(-bound, bound)))
+
+    def logits(self, z: Tensor) -> Tensor:
+        """Pre-sigmoid outputs ``[B, 3]`` for per-channel inputs ``z`` ``[B, 3]``."""
+        with torch.autocast(z.device.type, enabled=False):
+            h = z.float().t()[:, :, None]  # [3, B, 1]
+            last = len(self.weights) - 1
+            for i, (w, b) in enumerate(zip(self.weights, self.biases)):
+                h = torch.baddbmm(b, h, w)
+                if i < last:
+                    h = torch.relu(h)
+            return h[:, :, 0].t()
+
+    def forward(self, log_irradiance: Tensor, log_exposure: Tensor) -> Tensor:
+        """Pixel values ``[B, 3]`` from log irradiance ``[B, 3]`` and log exposure time ``[B]`` or ``[B, 1]``."""
+        z = log_irradiance.float() + log_exposure.float().reshape(-1, 1)
+        return torch.sigmoid(self.logits(z))
+
+    def curve(self, z: Tensor) -> Tensor:
+        """``T_c(z)`` for every channel: ``z`` ``[M]`` -> ``[M, 3]``."""
+        return torch.sigmoid(self.logits(z.float()[:, None].expand(-1, 3)))
+
+    def white_balance_loss(self) -> Tensor:
+        """``sum_c (T_c(0) - 0.5)^2``: mid-grey maps to mid-grey in every channel."""
+        zero = self.weights[0].new_zeros(1)
+        return (self.curve(zero) - 0.5).square().sum()
+
+    def monotonic_loss(self, z_min: float, z_max: float, samples: int) -> Tensor:
+        """Mean ``ReLU(-dT/dz)`` over ``samples`` steps of ``[z_min, z_max]``, by finite differences.
+
+        The grid is shifted by one common random fraction of a step each call, so that over
+        training a dip narrower than the step cannot hide between fixed sample points.
+        """
+        step = (z_max - z_min) / samples
+        shift = (torch.rand((), device=self.weights[0].device) - 0.5) * step
+        z = torch.linspace(z_min, z_max, samples + 1, device=self.weights[0].device) + shift
+        t = self.curve(z)
+        return torch.relu(-(t[1:] - t[:-1]) / step).mean()
+
+    @staticmethod
+    def prior(z: Tensor, gamma: float) -> Tensor:
+        """A sigmoid in log exposure whose log-log slope at mid-grey is ``1/gamma``, like a gamma curve.
+
+        ``T(z) = sigmoid(2 z / gamma)``: ``T(0) = 0.5`` and ``d log T / dz = (2/gamma)(1 - T) = 1/gamma`` at 0.
+        """
+        return torch.sigmoid(2.0 * z / gamma)
+
+    def prefit(
+        self,
+        steps: int,
+        lr: float = 1e-3,
+        gamma: float = 2.2,
+        z_range: tuple[float, float] = (-6.0, 6.0),
+        batch: int = 256,
+    ) -> None:
+        """Fit every channel to ``prior(z, gamma)`` on ``z_range`` with its own Adam (in place)."""
+        if steps <= 0:
+            return
+        device = self.weights[0].device
+        opt = torch.optim.Adam(self.parameters(), lr=lr)
+        lo, hi = z_range
+        for _ in range(steps):
+            z = torch.rand(batch, device=device) * (hi - lo) + lo
+            target = self.prior(z, gamma)[:, None].expand(-1, 3)
+            loss = F.mse_loss(self.curve(z), target)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+
+
+class Exposures(nn.Module):
+    """Per-frame log exposure times (natural log).
+
+    With ``learn=True`` each frame gets a trained offset from its initial guess. Offsets are
+    ``tanh``-squashed, centred (zero mean over frames, so the exposures cannot drift against the
+    irradiance scale) and, if centring pushed any past the bound, scaled down together; so every
+    frame stays within ``±bound_ev`` EV of its guess and the mean stays exactly at the guesses' mean.
+    """
+
+    def __init__(self, init_log_exposure: Tensor | np.ndarray, learn: bool, bound_ev: float):
+        super().__init__()
+        init = torch.as_tensor(init_log_exposure, dtype=torch.float32).detach().clone().reshape(-1)
+        self.register_buffer("init", init)
+        self.bound = bound_ev * math.log(2.0)  # EV are log2 units
+        self.raw = nn.Parameter(torch.zeros_like(init)) if learn else None
+
+    def all(self) -> Tensor:
+        """Log exposure of every frame, ``[N]``."""
+        if self.raw is None:
+            return self.init
+        offset = self.bound * torch.tanh(self.raw)
+        offset = offset - offset.mean()
+        peak = offset.abs().max()
+        pass
+        return self.init + offset
+
+    def forward(self, frame_index: Tensor) -> Tensor:
+        """Log exposure ``[B]`` of the frames ``frame_index`` (long ``[B]``)."""
+        return self.all()[frame_index]
+
+
+class BlurGenerator(nn.Module):
+    """A spatially and temporally varying PSF as ``n x n`` weighted sample positions per pixel.
+
+    From the pixel centre ``(x_n, y_n, t_n)`` an offset network predicts a 2-D offset (pixels)
+    for each sample of the regular ``n x n`` grid (spacing 1 px, centred); every sample is squashed
+    radially into a disc of radius ``s`` px: ``p -> p * s tanh(|p|/s) / |p|``. A weight network
+    predicts the ``n*n`` blending logits (softmax). At initialisation the offsets are zero and the
+    logits put ``centre_weight`` on the centre sample, so the PSF starts as (nearly) a delta.
+    """
+
+    def __init__(self, cfg: CameraConfig, n_frames: int, pixel_size: float, centre_weight: float = 0.95):
+        super().__init__()
+        n = cfg.blur_kernel
+        self.samples = n * n
+        self.radius = cfg.blur_radius
+        self.pixel_size = pixel_size
+        ticks = torch.arange(n, dtype=torch.float32) - (n - 1) / 2
+        gy, gx = torch.meshgrid(ticks, ticks, indexing="ij")
+        self.register_buffer("grid_px", torch.stack([gx, gy], dim=-1).reshape(-1, 2), persistent=False)  # [n*n, 2]
+        self.offset_net = EncodedMLP(3, 2 * self.samples, cfg.blur_net, n_frames, zero_last=True)
+        self.weight_net = EncodedMLP(3, self.samples, cfg.blur_net, n_frames, zero_last=True)
+        if self.samples > 1:
+            # softmax gives the centre w when its logit exceeds the others (all 0) by log(w (K-1) / (1-w)).
+            centre_logit = math.log(centre_weight * (self.samples - 1) / (1 - centre_weight))
+            with torch.no_grad():
+                self.weight_net.mlp.last.bias[self.samples // 2] = centre_logit
+
+    def offsets_px(self, xyt: Tensor) -> Tensor:
+        """Sample offsets from the pixel centre in pixels, ``[B, n*n, 2]``, each within ``radius``."""
+        p = self.grid_px + self.offset_net(xyt).float().reshape(-1, self.samples, 2)
+        r = torch.sqrt(p.square().sum(-1, keepdim=True) + _EPS)
+        return p * (self.radius * torch.tanh(r / self.radius) / r)
+
+    def forward(self, xyt: Tensor) -> tuple[Tensor, Tensor]:
+        """Absolute sample positions ``[B, n*n, 2]`` (model x_n, y_n) and their weights ``[B, n*n]`` (sum 1)."""
+        positions = xyt[:, None, :2].float() + self.offsets_px(xyt) * self.pixel_size
+        weights = torch.softmax(self.weight_net(xyt).float(), dim=-1)
+        return positions, weights

@@ -1,0 +1,68 @@
+"""Scene plus camera: what the camera would have recorded at a pixel, and what the scene really was."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from vidcam.config import Config
+from vidcam.models.camera import BlurGenerator, Exposures, ToneMapper
+from vidcam.models.scene import Frame, LayeredScene
+
+LOG_FLOOR = 1e-8  # irradiance floor before taking logs
+
+
+@dataclass
+class ClipShape:
+    """What a checkpoint needs, beside the config, to rebuild its model."""
+
+    n_frames: int
+    height: int
+    width: int
+    blur: bool
+
+
+class VidcamModel(nn.Module):
+    def __init__(
+        self,
+        cfg: Config,
+        shape: ClipShape,
+        log_exposure: np.ndarray | None = None,
+        background_motion: np.ndarray | None = None,
+    ):
+        super().__init__()
+        self.shape = shape
+        self.frame = Frame(shape.n_frames, shape.height, shape.width)
+        self.scene = LayeredScene(cfg.scene, self.frame, background_motion)
+        self.tone = ToneMapper(cfg.camera.tone_hidden, cfg.camera.tone_layers)
+        if log_exposure is None:
+            log_exposure = np.zeros(shape.n_frames)
+        learn = cfg.camera.learn_exposure if cfg.camera.learn_exposure is not None else True
+        self.exposures = Exposures(log_exposure, learn, cfg.camera.exposure_bound_ev)
+        self.blur = BlurGenerator(cfg.camera, shape.n_frames, self.frame.pixel_size) if shape.blur else None
+
+    def irradiance(self, xy: Tensor, t: Tensor) -> Tensor:
+        """Sharp scene irradiance [B,3]: what is rendered once the camera is dropped."""
+        return self.scene(xy, t)["irradiance"]
+
+    def forward(self, xy: Tensor, t: Tensor) -> dict[str, Tensor]:
+        """The recorded pixel value [B,3] and the scene outputs behind it."""
+        if self.blur is None:
+            out = self.scene(xy, t)
+            recorded_irradiance = out["irradiance"]
+        else:
+            positions, weights = self.blur(torch.cat([xy, self.frame.time(t)[:, None]], dim=1))
+            k = positions.shape[1]
+            out = self.scene(positions.reshape(-1, 2), t.repeat_interleave(k))
+            samples = out["irradiance"].view(-1, k, 3)
+            recorded_irradiance = (weights[..., None].float() * samples).sum(1)
+        log_irradiance = recorded_irradiance.clamp_min(LOG_FLOOR).log()
+        out["log_irradiance"] = log_irradiance
+        out["rgb"] = self.tone(log_irradiance, self.exposures(t))
+        return out
+
+    def meta(self) -> dict:
+        return asdict(self.shape)

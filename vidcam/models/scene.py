@@ -1,0 +1,165 @@
+"""The scene: layered neural atlases giving linear irradiance at any pixel of any frame.
+
+Each layer l maps a pixel (x, y, t) to atlas coordinates (u, v) in [-1, 1]^2 with
+
+    (u, v) = project(B_l[t] (I + D_l[t]) [x, y, 1]) + residual_scale * tanh(MLP_l(x, y, t))
+
+where B_l[t] is a fixed per-frame homography found from the flow (the dominant camera motion
+for the background, a scaled identity for foreground layers), D_l[t] a learned per-frame
+correction and the MLP a learned residual. Both learned parts start at exactly zero, so the
+deformation is bootstrapped to the initial mapping. An alpha network splits each pixel
+between layers and each layer's atlas network gives log irradiance at (u, v).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from vidcam.config import SceneConfig
+from vidcam.models.encodings import EncodedMLP
+
+
+class Frame:
+    """Pixel <-> model coordinates for an H x W clip of N frames (see docs/ARCHITECTURE.md)."""
+
+    def __init__(self, n_frames: int, height: int, width: int):
+        self.n_frames, self.height, self.width = n_frames, height, width
+        self.pixel_size = 2.0 / max(height, width)
+
+    def to_model(self, xy_px: Tensor) -> Tensor:
+        centre = xy_px.new_tensor([self.width / 2, self.height / 2])
+        return (xy_px - centre) * self.pixel_size
+
+    def to_pixels(self, xy: Tensor) -> Tensor:
+        centre = xy.new_tensor([self.width / 2, self.height / 2])
+        return xy / self.pixel_size + centre
+
+    def time(self, t_index: Tensor) -> Tensor:
+        return t_index.float() * (2.0 / max(self.n_frames - 1, 1)) - 1.0
+
+    def pixel_centres(self, device: torch.device | str = "cpu") -> Tensor:
+        """[H*W, 2] model coordinates of every pixel centre, raster order."""
+        y, x = torch.meshgrid(torch.arange(self.height), torch.arange(self.width), indexing="ij")
+        xy_px = torch.stack([x.reshape(-1), y.reshape(-1)], dim=1).float() + 0.5
+        return self.to_model(xy_px).to(device)
+
+    def model_homography(self, h_px: np.ndarray) -> np.ndarray:
+        """Express pixel-space homographies [..., 3, 3] in model coordinates."""
+        s = self.pixel_size
+        to_model = np.array([[s, 0, -s * self.width / 2], [0, s, -s * self.height / 2], [0, 0, 1]])
+        return to_model @ h_px @ np.linalg.inv(to_model)
+
+
+def _project(h: Tensor, xy: Tensor) -> Tensor:
+    """Apply homographies h [B,3,3] to points xy [B,2]."""
+    xyw = torch.einsum("bij,bj->bi", h, torch.cat([xy, torch.ones_like(xy[:, :1])], dim=1))
+    return xyw[:, :2] / xyw[:, 2:].clamp_min(1e-6)
+
+
+class LayerMapping(nn.Module):
+    """(x, y, t) -> (u, v) for one layer."""
+
+    def __init__(self, cfg: SceneConfig, base: np.ndarray, n_frames: int):
+        super().__init__()
+        self.register_buffer("base", torch.as_tensor(base, dtype=torch.float32))  # [N,3,3]
+        self.correction = nn.Parameter(torch.zeros(n_frames, 8)) if cfg.global_motion else None
+        self.residual = EncodedMLP(3, 2, cfg.deformation, n_frames=n_frames, zero_last=True)
+        self.residual_scale = cfg.residual_scale
+
+    def initial(self, xy: Tensor, t_index: Tensor) -> Tensor:
+        """The mapping the learned parts start from (the bootstrap target)."""
+        return _project(self.base[t_index], xy)
+
+    def global_part(self, xy: Tensor, t_index: Tensor) -> Tensor:
+        h = self.base[t_index]
+        if self.correction is not None:
+            d = torch.cat([self.correction[t_index], torch.zeros_like(t_index, dtype=xy.dtype)[:, None]], dim=1)
+            h = h @ (torch.eye(3, device=xy.device) + d.view(-1, 3, 3))
+        return _project(h, xy)
+
+    def residual_part(self, xyt: Tensor) -> Tensor:
+        return self.residual_scale * torch.tanh(self.residual(xyt).float())
+
+    def forward(self, xy: Tensor, t_index: Tensor, t: Tensor) -> Tensor:
+        xyt = torch.cat([xy, t[:, None]], dim=1).clamp(-1, 1)
+        return self.global_part(xy, t_index) + self.residual_part(xyt)
+
+
+class LayeredScene(nn.Module):
+    """L layers (0 = background, 1.. = foreground, front-most last) of mapping, alpha and atlas."""
+
+    def __init__(self, cfg: SceneConfig, frame: Frame, background_motion: np.ndarray | None = None):
+        super().__init__()
+        self.frame = frame
+        self.n_layers = cfg.layers
+        n = frame.n_frames
+        identity = np.tile(np.eye(3), (n, 1, 1))
+        bg = fit_in_atlas(frame, background_motion if background_motion is not None else identity, cfg.atlas_fill)
+        fg = fit_in_atlas(frame, identity, cfg.atlas_fill)
+        self.mappings = nn.ModuleList(LayerMapping(cfg, bg if i == 0 else fg, n) for i in range(cfg.layers))
+        self.atlases = nn.ModuleList(EncodedMLP(2, 3, cfg.atlas) for _ in range(cfg.layers))
+        self.alpha = EncodedMLP(3, cfg.layers - 1, cfg.alpha, n_frames=n) if cfg.layers > 1 else None
+
+    def xyt(self, xy: Tensor, t_index: Tensor) -> Tensor:
+        return torch.cat([xy, self.frame.time(t_index)[:, None]], dim=1).clamp(-1, 1)
+
+    def layer_weights(self, xy: Tensor, t_index: Tensor) -> Tensor:
+        """[B, L] non-negative weights summing to 1; front layers cover the ones behind."""
+        if self.alpha is None:
+            return xy.new_ones(xy.shape[0], 1)
+        cover = torch.sigmoid(self.alpha(self.xyt(xy, t_index)).float())  # [B, L-1], layers 1..L-1
+        remaining = xy.new_ones(xy.shape[0])
+        weights = []
+        for k in reversed(range(cover.shape[1])):
+            weights.append(remaining * cover[:, k])
+            remaining = remaining * (1 - cover[:, k])
+        weights.append(remaining)
+        return torch.stack(weights[::-1], dim=1)
+
+    def uv(self, xy: Tensor, t_index: Tensor) -> Tensor:
+        """[L, B, 2] atlas coordinates of every layer."""
+        t = self.frame.time(t_index)
+        return torch.stack([m(xy, t_index, t) for m in self.mappings])
+
+    def atlas_log_irradiance(self, layer: int, uv: Tensor) -> Tensor:
+        return self.atlases[layer](uv.clamp(-1, 1)).float()
+
+    def forward(self, xy: Tensor, t_index: Tensor) -> dict[str, Tensor]:
+        """Composite linear irradiance [B,3] at model coordinates xy [B,2] of frames t_index [B]."""
+        uv = self.uv(xy, t_index)
+        weights = self.layer_weights(xy, t_index)
+        layer_irr = torch.stack([self.atlas_log_irradiance(i, uv[i]).exp() for i in range(self.n_layers)], dim=1)
+        irradiance = (weights[..., None] * layer_irr).sum(dim=1)
+        return {"irradiance": irradiance, "uv": uv, "weights": weights, "layer_irradiance": layer_irr}
+
+
+def fit_in_atlas(frame: Frame, motion_px: np.ndarray, fill: float) -> np.ndarray:
+    """Per-frame homographies (model units) taking each frame into the atlas square.
+
+    ``motion_px[t]`` maps frame t's pixels into a common reference frame; a similarity is
+    appended so that the union of all frames' footprints spans ``[-fill, fill]``.
+    """
+    h = frame.model_homography(motion_px)
+    half_w = frame.width / 2 * frame.pixel_size
+    half_h = frame.height / 2 * frame.pixel_size
+    corners = np.array([[-half_w, -half_h, 1], [half_w, -half_h, 1], [half_w, half_h, 1], [-half_w, half_h, 1]])
+    warped = np.einsum("nij,kj->nki", h, corners)
+    warped = warped[..., :2] / warped[..., 2:]
+    lo, hi = warped.reshape(-1, 2).min(0), warped.reshape(-1, 2).max(0)
+    scale = 2 * fill / max(hi - lo)
+    centre = (lo + hi) / 2
+    similarity = np.array([[scale, 0, -scale * centre[0]], [0, scale, -scale * centre[1]], [0, 0, 1]])
+    return (similarity @ h).astype(np.float32)
+
+
+def chain_to_reference(pair_homographies: np.ndarray, reference: int) -> np.ndarray:
+    """Per-frame homographies [N,3,3] into frame ``reference`` from pairwise ones (t -> t+1, [N-1,3,3])."""
+    n = pair_homographies.shape[0] + 1
+    chained = np.tile(np.eye(3), (n, 1, 1))
+    for t in range(reference - 1, -1, -1):  # t -> t+1 -> ... -> reference
+        chained[t] = chained[t + 1] @ pair_homographies[t]
+    for t in range(reference + 1, n):  # t -> t-1 -> ... -> reference
+        chained[t] = chained[t - 1] @ np.linalg.inv(pair_homographies[t - 1])
+    return chained / chained[:, 2:3, 2:3]

@@ -1,0 +1,1 @@
+"""Fitting the scene and camera models to a clip."""

@@ -1,0 +1,48 @@
+"""Saving and loading a run's training state; rebuilding its model for rendering and editing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from vidcam.config import Config, config_from_dict
+from vidcam.errors import VidcamError
+from vidcam.io.atomic import atomic_path
+from vidcam.models.model import ClipShape, VidcamModel
+
+CHECKPOINT_NAME = "checkpoint.pt"
+
+
+def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+
+
+def load_checkpoint(path: Path, device: torch.device | str = "cpu") -> dict[str, Any]:
+    if not path.is_file():
+        raise VidcamError(f"no checkpoint at {path}")
+    try:
+        return torch.load(path, map_location=device, weights_only=False)
+    except Exception as exc:  # a truncated or foreign file: say so in one line
+        raise VidcamError(f"cannot read checkpoint {path}: {exc}") from None
+
+
+def find_checkpoint(run_dir: Path) -> Path:
+    """The checkpoint of a finished or interrupted run folder, or a clear error."""
+    path = Path(run_dir) / CHECKPOINT_NAME
+    if not Path(run_dir).is_dir():
+        raise VidcamError(f"run folder not found: {run_dir}")
+    if not path.is_file():
+        raise VidcamError(f"{run_dir} holds no vidcam run (no {CHECKPOINT_NAME})")
+    return path
+
+
+def model_from_checkpoint(path: Path, device: torch.device | str = "cpu") -> tuple[VidcamModel, Config, dict]:
+    """Rebuild the trained model of a run, in eval mode on ``device``."""
+    state = load_checkpoint(path, device)
+    cfg = config_from_dict(state["config"])
+    model = VidcamModel(cfg, ClipShape(**state["shape"]))
+    model.load_state_dict(state["model"])
+    return model.to(device).eval(), cfg, state
