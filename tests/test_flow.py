@@ -54,7 +54,9 @@ def _sprite_pair(size=(144, 256), box=(56, 60, 40, 40), bg_shift=(1.0, 0.5), fg_
     by, bx, bh, bw = box
 
     def render(bs, fs):
-        frame = cv2.warpAffine(background, _shift(*bs), (512, 512), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT)
+        frame = cv2.warpAffine(
+            background, _shift(*bs), (512, 512), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT
+        )
         frame = frame[y0 : y0 + h, x0 : x0 + w].copy()
         patch = texture[100 : 100 + bh, 150 : 150 + bw]
         place = _shift(bx + fs[0], by + fs[1])

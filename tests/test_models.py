@@ -91,16 +91,15 @@ def test_hashgrid_shape_and_gradients(in_dim: int) -> None:
 def test_hashgrid_dense_levels_are_collision_free() -> None:
     grid = HashGrid(3, levels=5, features=2, log2_table_size=12, base_resolution=4, max_resolution=32)
     assert 0 < grid.n_dense < grid.levels  # both kinds of level are present
-    res = grid.resolution[:, 0, :]  # [D, L]
     for level in range(grid.n_dense):
-        r = res[:, level].tolist()
+        r = grid.level_resolution[level]
         # one point at the centre of every cell touches every vertex as some corner
         axes = [(torch.arange(n - 1) + 0.5) / (n - 1) * 2 - 1 for n in r]
         pts = torch.stack(torch.meshgrid(*axes, indexing="ij"), dim=-1).reshape(-1, 3)
         idx, _ = grid.corner_indices(pts)
-        vertices = set(idx[:, :, level].flatten().tolist())
+        vertices = set(idx[level].flatten().tolist())
         assert len(vertices) == math.prod(r)  # distinct vertices -> distinct entries
-        lo = grid.offsets[level].item()
+        lo = grid.level_offsets[level]
         assert min(vertices) == lo and max(vertices) == lo + math.prod(r) - 1
 
 
@@ -110,9 +109,8 @@ def test_hashgrid_matches_bruteforce_interpolation() -> None:
         grid.table.normal_()
     x = torch.rand(5, 3) * 2 - 1
     out = grid(x)
-    res = grid.resolution[:, 0, :]
     for level in range(grid.levels):
-        r = res[:, level]
+        r = torch.tensor(grid.level_resolution[level])
         pos = (x + 1) / 2 * (r - 1)
         cell = torch.minimum(pos.floor().long(), r - 2)
         frac = pos - cell
@@ -125,7 +123,7 @@ def test_hashgrid_matches_bruteforce_interpolation() -> None:
             else:
                 i = (v[:, 0] ^ (v[:, 1] * 2654435761) ^ (v[:, 2] * 805459861)) % grid.table_size
             w = torch.where(bits.bool(), frac, 1 - frac).prod(1, keepdim=True)
-            expected += w * grid.table[:, grid.offsets[level] + i].t()
+            expected += w * grid.table[:, grid.level_offsets[level] + i].t()
         assert torch.allclose(out[:, 2 * level : 2 * level + 2], expected, atol=1e-5)
 
 
@@ -133,8 +131,8 @@ def test_hashgrid_time_axis_capped_at_frames() -> None:
     n_frames = 5
     cfg = EncodingConfig(kind="hashgrid", levels=4, base_resolution=8, max_resolution=64)
     enc = make_encoding(cfg, 3, n_frames=n_frames)
-    assert enc.resolution[2].max().item() == n_frames
-    assert enc.resolution[0].max().item() == cfg.max_resolution
+    assert max(r[2] for r in enc.level_resolution) == n_frames
+    assert max(r[0] for r in enc.level_resolution) == cfg.max_resolution
     # one time vertex per frame: between two frames the encoding is linear in t
     t = [2 * f / (n_frames - 1) - 1 for f in (1, 2)]
     xy = torch.rand(50, 2) * 2 - 1
@@ -142,7 +140,7 @@ def test_hashgrid_time_axis_capped_at_frames() -> None:
     mid = enc(torch.cat([xy, torch.full((50, 1), sum(t) / 2)], 1))
     assert torch.allclose(mid, (at[0] + at[1]) / 2, atol=1e-7)
     uncapped = make_encoding(cfg, 3)
-    assert uncapped.resolution[2].max().item() == cfg.max_resolution
+    assert max(r[2] for r in uncapped.level_resolution) == cfg.max_resolution
 
 
 def test_hashgrid_fits_checkerboard_where_plain_mlp_cannot() -> None:
@@ -320,3 +318,15 @@ def test_blur_weights_normalised_and_samples_bounded_with_wild_networks() -> Non
     assert (offsets.norm(dim=-1) <= blur.radius + 1e-4).all()
     from_centre = (positions - xyt[:, None, :2]) / blur.pixel_size
     assert torch.allclose(from_centre, offsets, atol=1e-3)
+
+
+def test_camera_runs_in_float32_under_bf16_autocast() -> None:
+    tm = ToneMapper(hidden=16, layers=2)
+    log_e, log_t = torch.randn(8, 3), torch.randn(8)
+    blur, xyt = blur_setup()
+    reference = tm(log_e, log_t)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = tm(log_e.bfloat16(), log_t)
+        positions, weights = blur(xyt)
+    assert out.dtype == torch.float32 and positions.dtype == torch.float32 and weights.dtype == torch.float32
+    assert torch.allclose(out, reference, atol=1e-2)  # only the bf16 input rounding differs

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from vidcam.config import PRESETS, load_config
+from vidcam.config import PRESETS, load_config, parse_value
 from vidcam.errors import VidcamError
 
 INFO_MAX_SIDE = 160  # `vidcam info` measures brightness on small frames: fast on long clips
@@ -113,7 +113,7 @@ def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise VidcamError(f"--set needs KEY=VALUE, got '{item}'")
-        overrides[key.strip()] = value
+        overrides[key.strip()] = parse_value(value)
     return overrides
 
 

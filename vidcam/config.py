@@ -200,6 +200,14 @@ def load_config(
     return cfg
 
 
+def parse_value(text: str) -> Any:
+    """A ``--set`` value as a YAML scalar: ``3``, ``0.5``, ``true``, ``null``, ``[1, 2]``; else the text."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
 def config_from_dict(data: dict[str, Any]) -> Config:
     cfg = Config()
     merge_dict(cfg, data)
@@ -239,18 +247,13 @@ def merge_dict(obj: Any, data: dict[str, Any], prefix: str = "") -> None:
 
 
 def set_path(cfg: Config, dotted: str, value: Any) -> None:
-    """Set ``a.b.c`` on ``cfg``; string values are parsed as YAML scalars (``3``, ``true``, ``null``)."""
+    """Set ``a.b.c`` on ``cfg``, checking the name and coercing the value to the setting's type."""
     *parents, leaf = dotted.split(".")
     obj: Any = cfg
     for part in parents:
         if not hasattr(obj, part) or not dataclasses.is_dataclass(getattr(obj, part)):
             raise VidcamError(f"unknown setting '{dotted}'")
         obj = getattr(obj, part)
-    if isinstance(value, str):
-        try:
-            value = yaml.safe_load(value)
-        except yaml.YAMLError:
-            pass
     merge_dict(obj, {leaf: value}, dotted[: -len(leaf)])
 
 

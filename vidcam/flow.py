@@ -115,7 +115,7 @@ def _find_raft_weights(cfg: FlowConfig) -> tuple[raft_weights.WeightsSource | No
     cached = raft_weights.hub_cache_file(weights)
     if cached.is_file():
         return source, f"torchvision {weights} from {cached}"
-    if True:
+    if raft_weights.can_download(weights.url):
         return source, f"torchvision {weights}, downloading to {cached}"
     return None, ""
 
@@ -271,7 +271,7 @@ def consistency_mask(forward: np.ndarray, backward: np.ndarray, tolerance_px: fl
         map_x, map_y = xs + f[..., 0], ys + f[..., 1]
         b_at = cv2.remap(b, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         round_trip = np.linalg.norm(f + b_at, axis=-1)
-        # Pixel centres sit at integer indices, so the frame spans [-0.5, size - 0.5].
+        # In array-index coordinates pixel centres are integers, so the frame spans [-0.5, size - 0.5].
         inside = (map_x >= -0.5) & (map_x <= width - 0.5) & (map_y >= -0.5) & (map_y <= height - 0.5)
         masks[i] = (round_trip < tolerance_px) & inside
     return masks

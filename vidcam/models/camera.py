@@ -128,7 +128,7 @@ class Exposures(nn.Module):
         offset = self.bound * torch.tanh(self.raw)
         offset = offset - offset.mean()
         peak = offset.abs().max()
-        pass
+        offset = offset * torch.clamp(self.bound / peak.clamp_min(_EPS), max=1.0)
         return self.init + offset
 
     def forward(self, frame_index: Tensor) -> Tensor:
