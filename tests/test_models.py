@@ -165,7 +165,8 @@ def test_hashgrid_fits_video_checkerboard_in_xyt() -> None:
 def test_densegrid_fits_image_patch() -> None:
     uv = pixel_grid(64)
     disc = ((uv - 0.2).norm(dim=1, keepdim=True) < 0.4).float()
-    image = (0.5 + 0.25 * torch.sin(6 * uv[:, :1]) * torch.cos(9 * uv[:, 1:]) + 0.2 * disc) * torch.tensor([1.0, 0.8, 0.6])
+    waves = torch.sin(6 * uv[:, :1]) * torch.cos(9 * uv[:, 1:])
+    image = (0.5 + 0.25 * waves + 0.2 * disc) * torch.tensor([1.0, 0.8, 0.6])
     grid = DenseGrid2D(levels=4, features=4, base_resolution=8, max_resolution=64)
     assert [g.shape[-1] for g in grid.grids] == [8, 16, 32, 64] and grid.out_dim == 16
     assert fit_psnr(torch.nn.Sequential(grid, MLP(16, 32, 2, 3)), uv, image) > FIT_PSNR

@@ -71,7 +71,7 @@ def save_loss_plot(path: Path, history: list[dict[str, float]]) -> None:
     if not history:
         return
     steps = np.array([h["step"] for h in history])
-    names = [k for k in history[-1] if k not in ("step", "seconds", "psnr")]
+    names = list(dict.fromkeys(k for h in history for k in h if k not in ("step", "seconds", "psnr")))
     series = {name: (steps, np.array([h.get(name, np.nan) for h in history])) for name in names}
     write_png(path, line_plot(series, "training losses", "step", "loss", log_y=True))
 

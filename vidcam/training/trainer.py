@@ -74,6 +74,8 @@ class Trainer:
             "elapsed": self.elapsed,
             "history": self.history,
             "generator": self.data.generator.get_state(),
+            "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else None,
             "z_range": self.z_range,
         }
 
@@ -86,6 +88,9 @@ class Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
         self.step, self.elapsed, self.history = state["step"], state["elapsed"], state["history"]
         self.data.generator.set_state(state["generator"].cpu())
+        torch.set_rng_state(state["torch_rng"].cpu())
+        if state["cuda_rng"] is not None and self.device.type == "cuda":
+            torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda_rng"]])
         self.z_range = tuple(state["z_range"])
 
     # ----- schedule --------------------------------------------------------------------

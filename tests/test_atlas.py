@@ -1,0 +1,233 @@
+"""Atlas export and editing (vidcam/atlas.py) on one tiny run trained once per module."""
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
+
+import make_synthetic as ms  # noqa: E402
+
+from vidcam import atlas  # noqa: E402
+from vidcam.cli import main as cli_main  # noqa: E402
+from vidcam.config import load_config  # noqa: E402
+from vidcam.errors import VidcamError  # noqa: E402
+from vidcam.export import render_clip  # noqa: E402
+from vidcam.io.images import read_exr, read_png, write_png  # noqa: E402
+from vidcam.io.video import read_video  # noqa: E402
+from vidcam.pipeline import enhance  # noqa: E402
+from vidcam.rendering import display_sdr, to_uint8  # noqa: E402
+
+N, H, W = 6, 36, 64
+TINY_RUN = {
+    "device": "cpu",
+    "flow.backend": "dis",
+    "train.steps": 300,
+    "train.batch_size": 1024,
+    "train.flow_batch_size": 512,
+    "train.reg_batch_size": 512,
+    "train.bootstrap_steps": 200,
+    "camera.tone_prefit_steps": 50,
+    "camera.tone_hidden": 32,
+    "scene.deformation.encoding.log2_table_size": 12,
+    "scene.alpha.encoding.log2_table_size": 12,
+    "scene.atlas.encoding.levels": 4,
+    "scene.atlas.encoding.max_resolution": 128,
+}
+PAINT = (200, 90, 40)  # a mid-tone colour: far from the sprite, and not clipped by the display
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """These models are tiny: on a busy 2-core machine a second OpenMP thread makes every op wait
+    for a time slice (about 100x slower); one thread is as fast as two when the machine is idle."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("atlas")
+    clip = folder / "clip.mp4"
+    ms.write_clip(ms.make_hdr_clip(seed=0, n_frames=N, height=H, width=W), clip)
+    enhance(clip, folder / "run", load_config("fast", overrides=TINY_RUN))
+    return folder / "run"
+
+
+@pytest.fixture(scope="module")
+def exported(run_dir) -> Path:
+    return atlas.export_atlas(run_dir, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def run(run_dir, exported) -> atlas.Run:
+    return atlas.open_run(run_dir, "cpu")
+
+
+@pytest.fixture(scope="module")
+def reference(run) -> np.ndarray:
+    """The run's enhanced frames, rendered the way vidcam.export does (HDR mode: ACES at hdr_scale)."""
+    assert run.operator == "aces" and run.cfg.mode == "hdr"
+    hdr = render_clip(run.model, run.chunk) * run.report["hdr_scale"]
+    return np.stack([display_sdr(frame, "aces") for frame in hdr]).astype(np.int32)
+
+
+@pytest.fixture(scope="module")
+def weights(run) -> np.ndarray:
+    """[N,H,W,L] layer weights of every pixel."""
+    scene = run.model.scene
+    return np.stack([atlas.render_frame(run.model, t, run.chunk, scene.layer_weights) for t in range(N)])
+
+
+def _layout(exported: Path) -> dict:
+    return json.loads((exported / atlas.LAYOUT_NAME).read_text())
+
+
+def test_export_writes_every_file_at_the_right_size(run, exported):
+    layout = _layout(exported)
+    assert [entry["layer"] for entry in layout["layers"]] == list(range(run.n_layers)) == [0, 1]
+    for entry in layout["layers"]:
+        k, size = entry["layer"], (entry["height"], entry["width"])
+        u0, v0, u1, v1 = entry["box"]
+        assert -1 <= u0 < u1 <= 1 and -1 <= v0 < v1 <= 1
+        assert read_png(exported / f"layer{k}_atlas.png").shape == (*size, 3)
+        assert read_png(exported / f"layer{k}_atlas_preview.png").shape == (*size, 3)
+        exr = read_exr(exported / f"layer{k}_atlas.exr")
+        assert exr.shape == (*size, 3) and np.isfinite(exr).all() and exr.min() > 0
+        for video in ("alpha", "mapping"):
+            clip = read_video(exported / f"layer{k}_{video}.mp4")
+            assert clip.frames.shape == (N, H, W, 3) and clip.fps == run.fps
+    assert read_png(exported / "contact_sheet.png").ndim == 3
+
+
+def test_atlas_density_matches_the_frames(exported):
+    """About one texel per frame pixel: the background box spans about a frame width or more."""
+    background = _layout(exported)["layers"][0]
+    assert W * 0.8 <= background["width"] <= 4 * W
+    assert background["covered_fraction"] > 0.9
+
+
+def test_alpha_video_is_the_layer_weight(exported, weights):
+    alpha = read_video(exported / "layer1_alpha.mp4").frames[..., 0].astype(np.float32) / 255
+    assert np.abs(alpha - weights[..., 1]).mean() < 0.03
+
+
+@pytest.mark.parametrize("layer", [0, 1])
+def test_unchanged_atlas_reproduces_the_run(run, exported, reference, layer):
+    result = atlas.render_edited(run, layer, exported / f"layer{layer}_atlas.png")
+    assert result.sdr.shape == reference.shape
+    assert np.abs(result.sdr.astype(np.int32) - reference).mean() < 0.05  # codes: identical but for float noise
+
+
+def test_edit_run_writes_videos_matching_enhanced(run_dir, exported, tmp_path):
+    out = atlas.edit_run(run_dir, 0, exported / "layer0_atlas.png", tmp_path / "same.mp4", "cpu")
+    edited = read_video(out).frames.astype(np.int32)
+    enhanced = read_video(run_dir / "enhanced.mp4").frames.astype(np.int32)
+    assert edited.shape == enhanced.shape == (N, H, W, 3)
+    assert np.abs(edited - enhanced).mean() < 2  # both through H.264: decoded vs decoded
+    assert read_video(tmp_path / "same_hdr10.mp4").n_frames == N
+
+
+def test_solid_colour_changes_only_the_layer(run, exported, reference, weights, tmp_path):
+    picture = read_png(exported / "layer1_atlas.png")
+    solid = np.empty((*picture.shape[:2], 4), np.uint8)
+    solid[..., :3], solid[..., 3] = PAINT, 255
+    write_png(tmp_path / "solid.png", solid)
+    shutil.copy(exported / atlas.LAYOUT_NAME, tmp_path / atlas.LAYOUT_NAME)  # atlas.json beside the edit
+    edited = atlas.render_edited(run, 1, tmp_path / "solid.png").sdr.astype(np.int32)
+    change = np.abs(edited - reference).max(axis=-1)
+    foreground = weights[..., 1]
+    assert (foreground > 0.9).sum() > 50 and (foreground < 0.05).sum() > 1000
+    assert np.percentile(change[foreground < 0.05], 99) < 2 and change[foreground < 0.05].mean() < 0.5
+    assert change[foreground > 0.9].mean() > 20
+    # The atlas is shown the way the output is, so where the layer is opaque the paint shows as painted.
+    opaque = foreground > 0.99
+    assert np.abs(edited[opaque] - np.array(PAINT)).mean() < 6
+
+
+def test_transparent_or_identical_edits_change_nothing(run, exported):
+    layouts, curve = atlas.read_layout(exported / atlas.LAYOUT_NAME)
+    curve.tabulate(run.model)
+    original = read_png(exported / "layer0_atlas.png")
+    rgb = np.broadcast_to(np.array(PAINT) / 255, original.shape)
+    clear, opaque = np.zeros((*original.shape[:2], 1)), np.ones((*original.shape[:2], 1))
+    assert not atlas.edit_texture(rgb, clear, original, curve)[3].any()
+    assert not atlas.edit_texture(original / 255, opaque, original, curve)[3].any()
+    nudged = np.where(original < 255, original + 1, original - 1)
+    texture = atlas.edit_texture(nudged / 255, opaque, original, curve)
+    assert (texture[3] == 1).all()  # an RGB picture replaces the atlas wherever it differs
+    assert np.allclose(texture[:3].transpose(1, 2, 0), np.exp(curve.inverse(nudged / 255)), rtol=1e-5)
+
+
+@pytest.mark.parametrize("kind", ["aces", "camera"])
+def test_display_curve_inverts(run, kind):
+    curve = atlas.display_curve(run) if kind == "aces" else atlas.DisplayCurve("camera", 0.3, -8.0, 8.0)
+    curve.tabulate(run.model)
+    shown = np.random.default_rng(0).uniform(0.01, 0.99, (1000, 3))
+    assert np.abs(curve.forward(curve.inverse(shown)) - shown).max() < 1e-3
+    z = np.repeat(curve.s[:, None], 3, axis=1) - curve.offset
+    slope = np.gradient(curve.values, curve.s, axis=0)
+    steep = (slope > 0.05) & (curve.values > 0.01) & (curve.values < 0.99)
+    assert steep.sum() > 100
+    assert np.abs(curve.inverse(curve.forward(z)) - z)[steep].max() < 0.01
+
+
+def test_camera_display_round_trips(run_dir, tmp_path):
+    """A run shown through its learned camera (the deblur default) exports and edits through the tone curve."""
+    copy = tmp_path / "camera_run"
+    copy.mkdir()
+    for name in ("checkpoint.pt", "config.yaml"):
+        shutil.copy(run_dir / name, copy / name)
+    report = json.loads((run_dir / "report.json").read_text())
+    report["tonemap"] = "camera"
+    report.pop("hdr_scale")
+    (copy / "report.json").write_text(json.dumps(report))
+    out = atlas.export_atlas(copy, device="cpu")
+    assert _layout(out)["display"]["kind"] == "camera"
+    run = atlas.open_run(copy, "cpu")
+    expected = to_uint8(render_clip(run.model, run.chunk, camera=True)).astype(np.int32)
+    edited = atlas.render_edited(run, 1, out / "layer1_atlas.png").sdr.astype(np.int32)
+    assert np.abs(edited - expected).mean() < 0.5
+
+
+def test_errors_are_clear(run_dir, exported, tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(VidcamError, match="no vidcam run"):
+        atlas.export_atlas(empty, device="cpu")
+    with pytest.raises(VidcamError, match="not found"):
+        atlas.edit_run(tmp_path / "missing", 0, exported / "layer0_atlas.png", device="cpu")
+    with pytest.raises(VidcamError, match="out of range"):
+        atlas.edit_run(run_dir, 2, exported / "layer0_atlas.png", device="cpu")
+    wrong = tmp_path / "wrong.png"
+    write_png(wrong, np.zeros((10, 12, 3), np.uint8))
+    shutil.copy(exported / atlas.LAYOUT_NAME, tmp_path / atlas.LAYOUT_NAME)
+    with pytest.raises(VidcamError, match="12x10"):
+        atlas.edit_run(run_dir, 0, wrong, device="cpu")
+    assert cli_main(["edit", str(run_dir), "--layer", "0", "--atlas", str(wrong), "--device", "cpu"]) == 2
+
+
+def test_edit_of_a_run_never_exported_says_what_to_do(run_dir, exported, tmp_path):
+    copy = tmp_path / "fresh_run"
+    copy.mkdir()
+    shutil.copy(run_dir / "checkpoint.pt", copy / "checkpoint.pt")
+    picture = tmp_path / "pictures" / "layer0_atlas.png"
+    picture.parent.mkdir()
+    shutil.copy(exported / "layer0_atlas.png", picture)
+    with pytest.raises(VidcamError, match="vidcam atlas"):
+        atlas.edit_run(copy, 0, picture, device="cpu")
+
+
+def test_cli_edit(run_dir, exported, tmp_path):
+    video = tmp_path / "cli_edit.mp4"
+    args = ["edit", str(run_dir), "--layer", "1", "--atlas", str(exported / "layer1_atlas.png"), "-o", str(video)]
+    assert cli_main(args + ["--device", "cpu"]) == 0
+    assert read_video(video).n_frames == N
+    assert cli_main(["atlas", str(tmp_path), "--device", "cpu"]) == 2  # no run there
