@@ -30,7 +30,7 @@ import json
 import math
 import sys
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -50,10 +50,12 @@ from vidcam.io.video import read_video, write_hdr10_video, write_sdr_video
 from vidcam.models.model import LOG_FLOOR, VidcamModel
 from vidcam.plots import image_grid
 from vidcam.rendering import (
+    display_clip,
     display_sdr,
     exposure_scale,
     recorded_by_camera,
     render_frame,
+    sdr_operator,
     srgb_encode,
     to_uint8,
     tonemap_aces,
@@ -77,6 +79,7 @@ ATLAS_MIN_SIDE = 16
 # Display curve tables.
 CURVE_SAMPLES = 8192
 CURVE_MARGIN = 4.0  # log units beyond the training range of the learned tone curve
+DEFAULT_Z_RANGE = (-6.0, 6.0)  # the trainer's starting range, for checkpoints without one
 ACES_RANGE = (-12.0, 6.0)  # log(hdr_scale x irradiance) from black to well past ACES white
 STRICT_STEP = 1e-9  # makes a flat stretch of a curve strictly increasing so it can be inverted
 HALF_CODE = 0.5 / 255  # an edited value this close to the exported one counts as untouched
@@ -89,6 +92,8 @@ OUTLINE_COLOUR = (255, 0, 255)
 PREVIEW_DIM = 0.5  # texels outside the covered region are dimmed this much in the preview
 CONTACT_FRAMES = 4
 CONTACT_TILE_WIDTH = 320
+
+Evaluate = Callable[[Tensor, Tensor], Tensor]  # (model xy [B,2], frame index [B]) -> [B, C]
 
 
 # ----------------------------------------------------------------------------- the run
@@ -121,7 +126,7 @@ def open_run(run_dir: str | Path, device: str | torch.device = "auto") -> Run:
     folder = Path(run_dir)
     model, cfg, state = model_from_checkpoint(find_checkpoint(folder), _device(device))
     report = _read_report(folder)
-    operator = report.get("tonemap") or _default_operator(cfg)
+    operator = report.get("tonemap") or sdr_operator(cfg.render.tonemap, cfg.mode)
     hdr_scale = None
     if operator != "camera":
         hdr_scale = report.get("hdr_scale")
@@ -147,13 +152,6 @@ def _read_report(folder: Path) -> dict[str, Any]:
         raise VidcamError(f"cannot parse {path}: {exc}") from None
 
 
-def _default_operator(cfg: Config) -> str:
-    """The operator the export picks (vidcam.export.write_run_outputs)."""
-    if cfg.render.tonemap != "auto":
-        return cfg.render.tonemap
-    return "aces" if cfg.mode == "hdr" else "camera"
-
-
 def _check_layer(run: Run, layer: int) -> None:
     if not 0 <= layer < run.n_layers:
         raise VidcamError(f"layer {layer} is out of range: the run has layers 0..{run.n_layers - 1}")
@@ -167,9 +165,7 @@ def _progress(n: int, desc: str) -> Iterator[int]:
     return iter(tqdm(range(n), desc=desc, file=sys.stderr, leave=False))
 
 
-def _render_all(
-    model: VidcamModel, chunk: int, evaluate: Callable[[Tensor, Tensor], Tensor] | None, desc: str
-) -> np.ndarray:
+def _render_all(model: VidcamModel, chunk: int, evaluate: Evaluate | None, desc: str) -> np.ndarray:
     """[N,H,W,C] float32 of ``evaluate`` (default: sharp irradiance) over every frame."""
     return np.stack([render_frame(model, t, chunk, evaluate) for t in _progress(model.frame.n_frames, desc)])
 
@@ -190,36 +186,38 @@ class DisplayCurve:
     offset: float
     s_min: float
     s_max: float
+    values: np.ndarray | None = field(default=None, repr=False)  # [K, 3], from tabulate()
 
-    def __post_init__(self) -> None:
-        self.s = np.linspace(self.s_min, self.s_max, CURVE_SAMPLES)
-        self.values: np.ndarray | None = None  # [K, 3], set by tabulate()
+    @property
+    def s(self) -> np.ndarray:
+        return np.linspace(self.s_min, self.s_max, CURVE_SAMPLES)
 
     def tabulate(self, model: VidcamModel) -> DisplayCurve:
         if self.kind == "camera":
             with torch.no_grad():
                 s = torch.as_tensor(self.s, dtype=torch.float32, device=_model_device(model))
-                values = model.tone.curve(s).cpu().numpy().astype(np.float64)
+                self.values = model.tone.curve(s).cpu().numpy().astype(np.float64)
         elif self.kind == "aces":
-            values = np.repeat(srgb_encode(tonemap_aces(np.exp(self.s)))[:, None], 3, axis=1)
+            self.values = np.repeat(srgb_encode(tonemap_aces(np.exp(self.s)))[:, None], 3, axis=1)
         else:
             raise VidcamError(f"unknown atlas display '{self.kind}' in {LAYOUT_NAME}")
-        self.values = values
         return self
 
     def forward(self, z: np.ndarray) -> np.ndarray:
         """Display values [..., 3] in [0, 1] of log irradiance z [..., 3]."""
-        s = z + self.offset
-        return np.stack([np.interp(s[..., c], self.s, self.values[:, c]) for c in range(3)], axis=-1)
+        s, table = z + self.offset, self._table()
+        return np.stack([np.interp(s[..., c], self.s, table[:, c]) for c in range(3)], axis=-1)
 
     def inverse(self, values: np.ndarray) -> np.ndarray:
         """Log irradiance [..., 3] displayed as ``values`` [..., 3] (clamped to the table's ends)."""
-        ramp = np.arange(CURVE_SAMPLES) * STRICT_STEP
-        channels = []
-        for c in range(3):
-            increasing = np.maximum.accumulate(self.values[:, c]) + ramp
-            channels.append(np.interp(values[..., c], increasing, self.s))
+        increasing = np.maximum.accumulate(self._table(), axis=0) + (np.arange(CURVE_SAMPLES) * STRICT_STEP)[:, None]
+        channels = [np.interp(values[..., c], increasing[:, c], self.s) for c in range(3)]
         return np.stack(channels, axis=-1) - self.offset
+
+    def _table(self) -> np.ndarray:
+        if self.values is None:
+            raise RuntimeError("DisplayCurve.tabulate(model) must run first")
+        return self.values
 
     def to_json(self) -> dict[str, Any]:
         return {"kind": self.kind, "offset": self.offset, "s_min": self.s_min, "s_max": self.s_max}
@@ -229,7 +227,7 @@ def display_curve(run: Run) -> DisplayCurve:
     """The atlas display matching the run's output (see the module docstring)."""
     if run.operator == "camera":
         mean_exposure = float(run.model.exposures.all().mean())
-        lo, hi = run.state.get("z_range", ACES_RANGE)
+        lo, hi = run.state.get("z_range", DEFAULT_Z_RANGE)
         curve = DisplayCurve("camera", mean_exposure, lo - CURVE_MARGIN, hi + CURVE_MARGIN)
     else:
         curve = DisplayCurve("aces", math.log(run.hdr_scale), *ACES_RANGE)
@@ -316,13 +314,14 @@ def measure_coverage(model: VidcamModel, chunk: int) -> Coverage:
             xy = xy_all[start : start + chunk]
             t_index = torch.full((xy.shape[0],), t, device=device, dtype=torch.long)
             centre = scene.uv(xy, t_index)  # [L,B,2]
-            du, dv = scene.uv(xy + step_x, t_index) - centre, scene.uv(xy + step_y, t_index) - centre
-            jacobian = (du[..., 0] * dv[..., 1] - du[..., 1] * dv[..., 0]).abs().sqrt()  # [L,B]
+            along_x, along_y = scene.uv(xy + step_x, t_index) - centre, scene.uv(xy + step_y, t_index) - centre
+            area = along_x[..., 0] * along_y[..., 1] - along_x[..., 1] * along_y[..., 0]  # det of the Jacobian
+            scale_here = area.abs().sqrt()  # [L,B] atlas units per frame pixel
             weights = scene.layer_weights(xy, t_index)
             for layer in range(scene.n_layers):
                 seen = weights[:, layer] > _cover_threshold(layer)
                 uv[layer].append(centre[layer][seen].float().cpu().numpy())
-                scale[layer].append(jacobian[layer][seen].float().cpu().numpy())
+                scale[layer].append(scale_here[layer][seen].float().cpu().numpy())
     total = xy_all.shape[0] * frame.n_frames
     return Coverage([np.concatenate(u) for u in uv], [np.concatenate(s) for s in scale], stride, total)
 
@@ -399,17 +398,28 @@ def write_layout(path: Path, layouts: list[AtlasLayout], curve: DisplayCurve, ru
     atomic_write_text(path, json.dumps(data, indent=2) + "\n")
 
 
-def read_layout(path: Path) -> tuple[list[AtlasLayout], DisplayCurve]:
+def read_layout(path: Path, run: Run | None = None) -> tuple[list[AtlasLayout], DisplayCurve]:
+    """The layouts and display curve (not yet tabulated) in atlas.json; checked against ``run`` if given."""
     try:
         data = json.loads(path.read_text())
+        if run is not None:
+            _check_layout_matches(data, run, path)
         curve = DisplayCurve(**data["display"])
-        layouts = [
-            AtlasLayout(d["layer"], tuple(d["box"]), d["width"], d["height"], d["units_per_pixel"], d["covered_fraction"])
-            for d in data["layers"]
-        ]
+        fields = ("layer", "width", "height", "units_per_pixel", "covered_fraction")
+        layouts = [AtlasLayout(box=tuple(d["box"]), **{k: d[k] for k in fields}) for d in data["layers"]]
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise VidcamError(f"cannot read atlas layout {path}: {exc}") from None
     return layouts, curve
+
+
+def _check_layout_matches(data: dict[str, Any], run: Run, path: Path) -> None:
+    frame = run.model.frame
+    shape = (frame.n_frames, frame.width, frame.height, run.n_layers)
+    if (data["frames"], *data["frame_size"], len(data["layers"])) != shape:
+        raise VidcamError(
+            f"{path} was exported from another run ({data['frames']} frames of {data['frame_size']}); "
+            f"run `vidcam atlas {run.folder}` and edit that export"
+        )
 
 
 def _exr_scale(run: Run) -> float:
@@ -504,38 +514,41 @@ def _fit_tile(image: np.ndarray, width: int, height: int) -> np.ndarray:
     return tile
 
 
-def contact_sheet(run: Run, frames: np.ndarray, pictures: list[np.ndarray]) -> np.ndarray:
-    """Rows: input frames; per layer its alpha and its colour contribution; then the atlases."""
+Tile = tuple[np.ndarray, str]  # a picture and its caption
+
+
+def _layer_rows(run: Run, times: list[int]) -> list[list[Tile]]:
+    """Per layer, a row of its alpha and a row of its colour contribution (weight x atlas) at ``times``."""
     model, n_layers = run.model, run.n_layers
-    times = sorted({round(t) for t in np.linspace(0, model.frame.n_frames - 1, CONTACT_FRAMES)})
-    columns = len(times)
-    tile_h = max(1, round(CONTACT_TILE_WIDTH * model.frame.height / model.frame.width))
 
     def evaluate(xy: Tensor, t: Tensor) -> Tensor:
         out = model.scene(xy, t)
         contribution = out["weights"][..., None] * out["layer_irradiance"]  # [B,L,3]
         return torch.cat([out["weights"], contribution.flatten(1)], dim=1)
 
-    rows: list[list[tuple[np.ndarray, str]]] = [[(frames[t], f"input t={t}") for t in times]]
-    alpha_rows = [[] for _ in range(n_layers)]
-    colour_rows = [[] for _ in range(n_layers)]
+    rows: list[list[Tile]] = [[] for _ in range(2 * n_layers)]
     for t in times:
         out = render_frame(model, t, run.chunk, evaluate)
         for layer in range(n_layers):
-            alpha_rows[layer].append((to_uint8(out[..., layer]), f"layer {layer} alpha t={t}"))
-            irradiance = out[..., n_layers + 3 * layer : n_layers + 3 * layer + 3]
-            colour_rows[layer].append((display_frame(run, irradiance, t), f"layer {layer} colour t={t}"))
-    for layer in range(n_layers):
-        rows += [alpha_rows[layer], colour_rows[layer]]
-    atlas_tiles = [(picture, f"layer {k} atlas") for k, picture in enumerate(pictures)]
-    rows += [atlas_tiles[i : i + columns] for i in range(0, len(atlas_tiles), columns)]
-    tiles, labels = [], []
-    for row in rows:
-        for column in range(columns):
-            image, label = row[column] if column < len(row) else (np.full((1, 1, 3), 255, np.uint8), "")
-            tiles.append(_fit_tile(_rgb(image), CONTACT_TILE_WIDTH, tile_h))
-            labels.append(label)
-    return image_grid(tiles, columns, labels)
+            colour = out[..., n_layers + 3 * layer : n_layers + 3 * layer + 3]
+            rows[2 * layer].append((to_uint8(out[..., layer]), f"layer {layer} alpha t={t}"))
+            rows[2 * layer + 1].append((display_frame(run, colour, t), f"layer {layer} colour t={t}"))
+    return rows
+
+
+def contact_sheet(run: Run, frames: np.ndarray, pictures: list[np.ndarray]) -> np.ndarray:
+    """Rows: input frames; per layer its alpha and its colour contribution; then the atlases."""
+    frame = run.model.frame
+    times = sorted({round(t) for t in np.linspace(0, frame.n_frames - 1, CONTACT_FRAMES)})
+    columns = len(times)
+    atlases = [(picture, f"layer {k} atlas") for k, picture in enumerate(pictures)]
+    rows = [[(frames[t], f"input t={t}") for t in times], *_layer_rows(run, times)]
+    rows += [atlases[i : i + columns] for i in range(0, len(atlases), columns)]
+    tile_height = max(1, round(CONTACT_TILE_WIDTH * frame.height / frame.width))
+    blank: Tile = (np.full((1, 1, 3), 255, np.uint8), "")
+    tiles = [row[column] if column < len(row) else blank for row in rows for column in range(columns)]
+    images = [_fit_tile(_rgb(image), CONTACT_TILE_WIDTH, tile_height) for image, _ in tiles]
+    return image_grid(images, columns, [label for _, label in tiles])
 
 
 # ----------------------------------------------------------------------------- export
@@ -563,7 +576,10 @@ def export_atlas(run_dir: str | Path, out_dir: str | Path | None = None, device:
     return out
 
 
-def _export_atlas_files(run: Run, layout: AtlasLayout, curve: DisplayCurve, coverage: Coverage, out: Path) -> np.ndarray:
+def _export_atlas_files(
+    run: Run, layout: AtlasLayout, curve: DisplayCurve, coverage: Coverage, out: Path
+) -> np.ndarray:
+    """The layer's atlas PNG, EXR and preview; returns the picture."""
     log_irradiance = atlas_log_irradiance(run.model, layout, run.chunk)
     picture = to_uint8(curve.forward(log_irradiance))
     stem = f"layer{layout.layer}_atlas"
@@ -624,7 +640,7 @@ def edit_texture(rgb: np.ndarray, alpha: np.ndarray, original: np.ndarray, curve
     return np.concatenate([changed * irradiance, changed], axis=-1).transpose(2, 0, 1).astype(np.float32)
 
 
-def edited_irradiance(model: VidcamModel, layout: AtlasLayout, texture: Tensor) -> Callable[[Tensor, Tensor], Tensor]:
+def edited_irradiance(model: VidcamModel, layout: AtlasLayout, texture: Tensor) -> Evaluate:
     """evaluate(xy, t) -> [B,3] sharp irradiance with layer ``layout.layer``'s atlas replaced where edited."""
     scene, layer = model.scene, layout.layer
 
@@ -640,7 +656,7 @@ def edited_irradiance(model: VidcamModel, layout: AtlasLayout, texture: Tensor) 
     return evaluate
 
 
-def through_camera(model: VidcamModel, irradiance: Callable[[Tensor, Tensor], Tensor]) -> Callable[[Tensor, Tensor], Tensor]:
+def through_camera(model: VidcamModel, irradiance: Evaluate) -> Evaluate:
     """Like vidcam.rendering.recorded_by_camera, for any irradiance function."""
 
     def evaluate(xy: Tensor, t: Tensor) -> Tensor:
@@ -649,22 +665,27 @@ def through_camera(model: VidcamModel, irradiance: Callable[[Tensor, Tensor], Te
     return evaluate
 
 
+def load_edit(run: Run, layer: int, atlas_png: Path) -> tuple[AtlasLayout, Tensor]:
+    """The layout of the edited layer and its edit texture [1,4,h,w] on the model's device."""
+    _check_layer(run, layer)
+    layouts, curve = read_layout(find_layout(run, atlas_png), run)
+    layout = layouts[layer]
+    curve.tabulate(run.model)
+    rgb, alpha = read_edit(atlas_png, layout)
+    original = atlas_picture(run.model, layout, curve, run.chunk)
+    texture = edit_texture(rgb, alpha, original, curve)
+    return layout, torch.as_tensor(texture, device=_model_device(run.model))[None]
+
+
 def render_edited(run: Run, layer: int, atlas_png: str | Path) -> EditResult:
     """Every frame of the run re-rendered with ``atlas_png`` as layer ``layer``'s atlas (no files written)."""
-    _check_layer(run, layer)
-    layouts, curve = read_layout(find_layout(run, Path(atlas_png)))
-    layout = next((item for item in layouts if item.layer == layer), None)
-    if layout is None or len(layouts) != run.n_layers:
-        raise VidcamError(f"the exported atlas does not match this run ({len(layouts)} layers); export it again")
-    curve.tabulate(run.model)
-    rgb, alpha = read_edit(Path(atlas_png), layout)
-    original = atlas_picture(run.model, layout, curve, run.chunk)
-    texture = torch.as_tensor(edit_texture(rgb, alpha, original, curve), device=_model_device(run.model))[None]
+    layout, texture = load_edit(run, layer, Path(atlas_png))
     irradiance = edited_irradiance(run.model, layout, texture)
     if run.operator == "camera":
-        return EditResult(to_uint8(_render_all(run.model, run.chunk, through_camera(run.model, irradiance), "edit")), None)
+        recorded = _render_all(run.model, run.chunk, through_camera(run.model, irradiance), "edit")
+        return EditResult(to_uint8(recorded), None)
     hdr = _render_all(run.model, run.chunk, irradiance, "edit") * run.hdr_scale
-    return EditResult(np.stack([display_sdr(frame, run.operator) for frame in hdr]), hdr)
+    return EditResult(display_clip(hdr, run.operator), hdr)
 
 
 def edit_run(

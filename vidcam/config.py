@@ -93,6 +93,7 @@ class CameraConfig:
     blur: bool | None = None  # None: on in deblur mode, off in HDR mode
     blur_kernel: int = 3  # n: an n x n patch of samples
     blur_radius: float = 5.0  # s: samples stay within s pixels of the centre
+    blur_spacing: float = 2.0  # pixels between neighbours of the regular n x n grid the offsets start from
     blur_net: NetConfig = field(
         default_factory=lambda: NetConfig(
             EncodingConfig(kind="hashgrid", levels=4, base_resolution=2, max_resolution=16), 64, 4
@@ -120,7 +121,7 @@ class LossConfig:
 @dataclass
 class TrainConfig:
     steps: int = 6000
-    batch_size: int = 16384
+    batch_size: int = 16384  # scene evaluations per step (deblur: pixels x n*n blur samples)
     flow_batch_size: int = 4096
     reg_batch_size: int = 2048
     lr: float = 2e-3

@@ -18,7 +18,7 @@ from vidcam.io.images import write_exr, write_png
 from vidcam.io.video import Clip, write_hdr10_video, write_sdr_video
 from vidcam.models.model import VidcamModel
 from vidcam.plots import image_grid, line_plot
-from vidcam.rendering import display_sdr, exposure_scale, recorded_by_camera, render_frame, to_uint8
+from vidcam.rendering import display_clip, exposure_scale, sdr_operator, recorded_by_camera, render_frame, to_uint8
 
 CRF_SAMPLES = 256
 CHANNEL_COLORS = {"R": (220, 40, 40), "G": (40, 160, 40), "B": (40, 80, 220)}
@@ -140,7 +140,7 @@ def write_run_outputs(
 ) -> None:
     """Render without the camera's flaws and write the mode's videos, pictures and report."""
     rc = cfg.render
-    operator = rc.tonemap if rc.tonemap != "auto" else ("aces" if cfg.mode == "hdr" else "camera")
+    operator = sdr_operator(rc.tonemap, cfg.mode)
     hdr = None
     with timer.stage("render"):
         if operator == "camera":
@@ -149,7 +149,7 @@ def write_run_outputs(
             irradiance = render_clip(model, rc.chunk)
             report["hdr_scale"] = scale = exposure_scale(irradiance, rc.key)
             hdr = irradiance * scale
-            sdr = np.stack([display_sdr(frame, operator) for frame in hdr])
+            sdr = display_clip(hdr, operator)
     with timer.stage("encode"):
         if cfg.mode == "hdr" and hdr is not None:
             write_exr_sequence(outdir / "hdr", hdr)

@@ -538,6 +538,28 @@ def dominant_motion(pair: FlowPair, ransac_px: float = RANSAC_PX) -> tuple[np.nd
     return homographies, scores
 
 
+def region_motion(pair: FlowPair, regions: np.ndarray, ransac_px: float = RANSAC_PX) -> np.ndarray:
+    """Per forward flow t: the similarity (as a 3x3 matrix) moving the pixels of ``regions[t]``.
+
+    ``regions`` is bool [N, H, W] (e.g. the foreground mask). Fitted by RANSAC on the valid flow
+    inside the region; the identity where the region has too few pixels.
+    """
+    count, height, width = pair.forward.shape[:3]
+    points = _pixel_centres(height, width)
+    motions = np.tile(np.eye(3), (count, 1, 1))
+    for t in range(count):
+        inside = regions[t] & pair.valid_forward[t]
+        if inside.sum() < MIN_HOMOGRAPHY_SAMPLES:
+            continue
+        src = points[inside]
+        stride = max(1, len(src) // RANSAC_MAX_SAMPLES)
+        src = src[::stride]
+        affine, _ = cv2.estimateAffinePartial2D(src, src + pair.forward[t][inside][::stride], None, cv2.RANSAC, ransac_px)
+        if affine is not None:
+            motions[t, :2] = affine
+    return motions
+
+
 def _pixel_centres(height: int, width: int) -> np.ndarray:
     xs, ys = np.meshgrid(np.arange(width, dtype=np.float32) + 0.5, np.arange(height, dtype=np.float32) + 0.5)
     return np.stack([xs, ys], axis=-1)

@@ -16,7 +16,7 @@ from vidcam.config import Config, load_config, save_config
 from vidcam.errors import VidcamError
 from vidcam.export import write_run_outputs
 from vidcam.exposure import estimate_exposures, parse_exposures
-from vidcam.flow import choose_backend, compute_flows, dominant_motion, foreground_from_motion
+from vidcam.flow import choose_backend, compute_flows, dominant_motion, foreground_from_motion, region_motion
 from vidcam.io.images import read_png
 from vidcam.io.video import Clip, read_video
 from vidcam.models.model import ClipShape, VidcamModel
@@ -121,12 +121,17 @@ def load_masks(folder: Path, clip: Clip) -> np.ndarray:
     return np.clip(np.stack(masks), 0, 1)
 
 
-def initial_motion(cfg: Config, flows: dict) -> np.ndarray | None:
-    """The camera's motion into the middle frame, chained from gap-1 dominant homographies."""
+def initial_motions(cfg: Config, flows: dict, foreground: np.ndarray | None) -> list[np.ndarray | None] | None:
+    """Each layer's motion into the middle frame, chained from gap-1 flow: the camera's
+    (dominant homography) for the background, the foreground region's for layer 1."""
     if not cfg.scene.global_motion or 1 not in flows:
         return None
-    homographies, _ = dominant_motion(flows[1])
-    return chain_to_reference(homographies, reference=(homographies.shape[0] + 1) // 2)
+    camera, _ = dominant_motion(flows[1])
+    reference = (camera.shape[0] + 1) // 2
+    motions = [chain_to_reference(camera, reference)]
+    if foreground is not None and cfg.scene.layers > 1:
+        motions.append(chain_to_reference(region_motion(flows[1], foreground > 0.5), reference))
+    return motions
 
 
 def enhance(input_path: Path, outdir: Path | None, cfg: Config, resume: bool = False) -> dict[str, Any]:
@@ -163,7 +168,7 @@ def enhance(input_path: Path, outdir: Path | None, cfg: Config, resume: bool = F
         foreground = load_masks(Path(cfg.masks), clip) if cfg.masks else foreground_from_motion(flows)
 
     shape = ClipShape(clip.n_frames, clip.height, clip.width, blur)
-    model = VidcamModel(cfg, shape, log_exposure, initial_motion(cfg, flows)).to(device)
+    model = VidcamModel(cfg, shape, log_exposure, initial_motions(cfg, flows, foreground)).to(device)
     data = ClipData(clip.frames, flows, device, foreground, cfg.train.seed)
     trainer = Trainer(cfg, model, data, outdir / CHECKPOINT_NAME)
     with timer.stage("train"):
@@ -185,9 +190,11 @@ def enhance(input_path: Path, outdir: Path | None, cfg: Config, resume: bool = F
         },
         "steps": trainer.step,
         "samples_per_second": trainer.step * cfg.train.batch_size / max(trainer.elapsed, 1e-9),
+        "pixels_per_step": trainer.pixels_per_step,
         "final_losses": history[-1] if history else {},
     }
-    audio = input_path if clip.info.has_audio else None
+    # the source's audio starts at its first frame: only an untrimmed start keeps it in sync
+    audio = input_path if clip.info.has_audio and cfg.io.start_frame == 0 else None
     write_run_outputs(outdir, model, clip, cfg, history, trainer.z_range, report, timer, audio)
     return report
 

@@ -83,6 +83,21 @@ def to_uint8(image: np.ndarray) -> np.ndarray:
 TONEMAPS: dict[str, Callable[[np.ndarray], np.ndarray]] = {"aces": tonemap_aces, "reinhard": tonemap_reinhard}
 
 
+def sdr_operator(tonemap: str, mode: str) -> str:
+    """The SDR operator a run uses: ``auto`` is ACES for HDR and the learned camera for deblurring."""
+    if tonemap != "auto":
+        return tonemap
+    return "aces" if mode == "hdr" else "camera"
+
+
 def display_sdr(hdr: np.ndarray, operator: str) -> np.ndarray:
     """Exposure-normalised linear HDR -> 8-bit sRGB with a global operator."""
     return to_uint8(srgb_encode(TONEMAPS[operator](hdr)))
+
+
+def display_clip(hdr: np.ndarray, operator: str) -> np.ndarray:
+    """Like ``display_sdr`` for a whole clip [N,H,W,3], with one white point for all frames (no flicker)."""
+    if operator == "reinhard":
+        white = float(np.percentile(np.maximum(hdr @ LUMA_709, 1e-9), 99.9))
+        return np.stack([to_uint8(srgb_encode(tonemap_reinhard(frame, white))) for frame in hdr])
+    return np.stack([display_sdr(frame, operator) for frame in hdr])

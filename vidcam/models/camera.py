@@ -140,7 +140,7 @@ class BlurGenerator(nn.Module):
     """A spatially and temporally varying PSF as ``n x n`` weighted sample positions per pixel.
 
     From the pixel centre ``(x_n, y_n, t_n)`` an offset network predicts a 2-D offset (pixels)
-    for each sample of the regular ``n x n`` grid (spacing 1 px, centred); every sample is squashed
+    for each sample of the regular ``n x n`` grid (``cfg.blur_spacing`` px apart, centred); every sample is squashed
     radially into a disc of radius ``s`` px: ``p -> p * s tanh(|p|/s) / |p|``. A weight network
     predicts the ``n*n`` blending logits (softmax). At initialisation the offsets are zero and the
     logits put ``centre_weight`` on the centre sample, so the PSF starts as (nearly) a delta.
@@ -152,7 +152,7 @@ class BlurGenerator(nn.Module):
         self.samples = n * n
         self.radius = cfg.blur_radius
         self.pixel_size = pixel_size
-        ticks = torch.arange(n, dtype=torch.float32) - (n - 1) / 2
+        ticks = (torch.arange(n, dtype=torch.float32) - (n - 1) / 2) * cfg.blur_spacing
         gy, gx = torch.meshgrid(ticks, ticks, indexing="ij")
         self.register_buffer("grid_px", torch.stack([gx, gy], dim=-1).reshape(-1, 2), persistent=False)  # [n*n, 2]
         self.offset_net = EncodedMLP(3, 2 * self.samples, cfg.blur_net, n_frames, zero_last=True)
@@ -165,7 +165,8 @@ class BlurGenerator(nn.Module):
 
     def offsets_px(self, xyt: Tensor) -> Tensor:
         """Sample offsets from the pixel centre in pixels, ``[B, n*n, 2]``, each within ``radius``."""
-        p = self.grid_px + self.offset_net(xyt).float().reshape(-1, self.samples, 2)
+        # Scaled by the radius so that an optimizer step moves samples by a useful fraction of a pixel.
+        p = self.grid_px + self.radius * self.offset_net(xyt).float().reshape(-1, self.samples, 2)
         r = torch.sqrt(p.square().sum(-1, keepdim=True) + _EPS)
         return p * (self.radius * torch.tanh(r / self.radius) / r)
 

@@ -31,12 +31,12 @@ class VidcamModel(nn.Module):
         cfg: Config,
         shape: ClipShape,
         log_exposure: np.ndarray | None = None,
-        background_motion: np.ndarray | None = None,
+        motions: list[np.ndarray | None] | None = None,
     ):
         super().__init__()
         self.shape = shape
         self.frame = Frame(shape.n_frames, shape.height, shape.width)
-        self.scene = LayeredScene(cfg.scene, self.frame, background_motion)
+        self.scene = LayeredScene(cfg.scene, self.frame, motions)
         self.tone = ToneMapper(cfg.camera.tone_hidden, cfg.camera.tone_layers)
         if log_exposure is None:
             log_exposure = np.zeros(shape.n_frames)

@@ -90,17 +90,20 @@ class LayerMapping(nn.Module):
 class LayeredScene(nn.Module):
     """L layers (0 = background, 1.. = foreground, front-most last) of mapping, alpha and atlas."""
 
-    def __init__(self, cfg: SceneConfig, frame: Frame, background_motion: np.ndarray | None = None):
+    def __init__(self, cfg: SceneConfig, frame: Frame, motions: list[np.ndarray | None] | None = None):
+        """``motions[l]``: per-frame pixel homographies [N,3,3] into a reference frame for layer l
+        (the camera's for the background, the object's for a foreground layer); None: identity."""
         super().__init__()
         self.frame = frame
         self.n_layers = cfg.layers
-        n = frame.n_frames
-        identity = np.tile(np.eye(3), (n, 1, 1))
-        bg = fit_in_atlas(frame, background_motion if background_motion is not None else identity, cfg.atlas_fill)
-        fg = fit_in_atlas(frame, identity, cfg.atlas_fill)
-        self.mappings = nn.ModuleList(LayerMapping(cfg, bg if i == 0 else fg, n) for i in range(cfg.layers))
+        identity = np.tile(np.eye(3), (frame.n_frames, 1, 1))
+        motions = list(motions or []) + [None] * cfg.layers
+        self.mappings = nn.ModuleList(
+            LayerMapping(cfg, fit_in_atlas(frame, m if m is not None else identity, cfg.atlas_fill), frame.n_frames)
+            for m in motions[: cfg.layers]
+        )
         self.atlases = nn.ModuleList(EncodedMLP(2, 3, cfg.atlas) for _ in range(cfg.layers))
-        self.alpha = EncodedMLP(3, cfg.layers - 1, cfg.alpha, n_frames=n) if cfg.layers > 1 else None
+        self.alpha = EncodedMLP(3, cfg.layers - 1, cfg.alpha, n_frames=frame.n_frames) if cfg.layers > 1 else None
 
     def xyt(self, xy: Tensor, t_index: Tensor) -> Tensor:
         return torch.cat([xy, self.frame.time(t_index)[:, None]], dim=1).clamp(-1, 1)

@@ -20,7 +20,8 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
         torch.save(state, tmp)
 
 
-def load_checkpoint(path: Path, device: torch.device | str = "cpu") -> dict[str, Any]:
+def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> dict[str, Any]:
+    path = Path(path)
     if not path.is_file():
         raise VidcamError(f"no checkpoint at {path}")
     try:
@@ -39,7 +40,7 @@ def find_checkpoint(run_dir: Path) -> Path:
     return path
 
 
-def model_from_checkpoint(path: Path, device: torch.device | str = "cpu") -> tuple[VidcamModel, Config, dict]:
+def model_from_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> tuple[VidcamModel, Config, dict]:
     """Rebuild the trained model of a run, in eval mode on ``device``."""
     state = load_checkpoint(path, device)
     cfg = config_from_dict(state["config"])

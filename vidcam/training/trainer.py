@@ -54,6 +54,8 @@ class Trainer:
         self.history: list[dict[str, float]] = []
         self.z_range = (-6.0, 6.0)
         self.autocast = self._autocast_context()
+        # A step evaluates the scene batch_size times: with blur, n*n times per pixel.
+        self.pixels_per_step = max(1, tc.batch_size // (model.blur.samples if model.blur is not None else 1))
         self.forward = torch.compile(model) if tc.compile else model
 
     def _autocast_context(self):
@@ -130,7 +132,7 @@ class Trainer:
     def loss_terms(self, weights: dict[str, float]) -> dict[str, torch.Tensor]:
         tc, lc = self.cfg.train, self.cfg.loss
         scene = self.model.scene
-        batch = self.data.pixels(tc.batch_size)
+        batch = self.data.pixels(self.pixels_per_step)
         with self.autocast():
             out = self.forward(batch.xy, batch.t)
             terms = {"color": losses.color_loss(out["rgb"], batch.rgb)}
@@ -220,7 +222,7 @@ class Trainer:
         return self.history
 
     def _log(self, terms: dict[str, torch.Tensor], bar: tqdm) -> None:
-        values = {name: float(value) for name, value in terms.items()}
+        values = {name: float(value.detach()) for name, value in terms.items()}
         values["psnr"] = -10 * math.log10(max(values["color"], 1e-12))
         values.update(step=self.step, seconds=self.elapsed)
         self.history.append(values)
