@@ -18,7 +18,7 @@ from vidcam.training.checkpoint import model_from_checkpoint
 DEBLUR_TRAINING = {
     "flow.backend": "dis",
     "train.steps": 400,
-    "train.batch_size": 9 * 512,
+    "train.batch_size": 2048,
     "train.flow_batch_size": 512,
     "train.reg_batch_size": 256,
     "train.log_every": 10,

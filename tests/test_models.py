@@ -300,7 +300,9 @@ def test_blur_initial_psf_is_nearly_a_delta() -> None:
     assert (weights[:, 4] > 0.9).all()
     assert torch.allclose(positions[:, 4], xyt[:, :2], atol=1e-6)
     offsets = blur.offsets_px(xyt)
-    assert torch.allclose(offsets.norm(dim=-1)[:, [1, 3, 5, 7]], torch.ones(200, 4), atol=0.1)  # ~regular grid
+    spacing, radius = blur.grid_px[5, 0].item(), blur.radius  # the regular grid, squashed into the disc
+    expected = torch.full((200, 4), radius * math.tanh(spacing / radius))
+    assert torch.allclose(offsets.norm(dim=-1)[:, [1, 3, 5, 7]], expected, atol=0.05)
     (positions.sum() + weights[:, 0].sum()).backward()
     grads = [p.grad for p in blur.parameters() if p.grad is not None]
     assert grads and all(torch.isfinite(g).all() for g in grads)

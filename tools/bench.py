@@ -289,6 +289,10 @@ def table(headers: list[str], body: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
+def short(text: str, width: int = 60) -> str:
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
 def budget_text(row: Row) -> str:
     if row.method.startswith("vidcam"):
         return "preset" if row.budget_s is None else f"{row.budget_s:g} s"
@@ -308,7 +312,7 @@ def timing_table(rows: list[Row]) -> str:
         body.append([r.method, budget_text(r), fmt(r.wall_s), *(fmt(r.stages.get(s)) for s in STAGES),
                      fmt(r.stages.get("compute")), fmt(other_seconds(r)), fmt(r.steps, "d"),
                      fmt(r.samples_per_second, ",.0f"), fmt(r.peak_rss_mib, ".0f"),
-                     fmt(r.cuda_peak_mib, ".0f", "n/a"), fmt(r.load_1min, ".2f"), (r.code_hash or "-")[:6], r.status])
+                     fmt(r.cuda_peak_mib, ".0f", "n/a"), fmt(r.load_1min, ".2f"), (r.code_hash or "-")[:6], short(r.status)])
     return table(headers, body)
 
 

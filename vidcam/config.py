@@ -121,7 +121,7 @@ class LossConfig:
 @dataclass
 class TrainConfig:
     steps: int = 6000
-    batch_size: int = 16384  # scene evaluations per step (deblur: pixels x n*n blur samples)
+    batch_size: int = 16384  # pixels per step
     flow_batch_size: int = 4096
     reg_batch_size: int = 2048
     lr: float = 2e-3

@@ -190,7 +190,6 @@ def enhance(input_path: Path, outdir: Path | None, cfg: Config, resume: bool = F
         },
         "steps": trainer.step,
         "samples_per_second": trainer.step * cfg.train.batch_size / max(trainer.elapsed, 1e-9),
-        "pixels_per_step": trainer.pixels_per_step,
         "final_losses": history[-1] if history else {},
     }
     # the source's audio starts at its first frame: only an untrimmed start keeps it in sync

@@ -136,6 +136,9 @@ class Exposures(nn.Module):
         return self.all()[frame_index]
 
 
+FRAME_LOGIT_SCALE = 10.0  # per-frame blending logits learn this many times faster than their raw values
+
+
 class BlurGenerator(nn.Module):
     """A spatially and temporally varying PSF as ``n x n`` weighted sample positions per pixel.
 
@@ -157,21 +160,33 @@ class BlurGenerator(nn.Module):
         self.register_buffer("grid_px", torch.stack([gx, gy], dim=-1).reshape(-1, 2), persistent=False)  # [n*n, 2]
         self.offset_net = EncodedMLP(3, 2 * self.samples, cfg.blur_net, n_frames, zero_last=True)
         self.weight_net = EncodedMLP(3, self.samples, cfg.blur_net, n_frames, zero_last=True)
+        # Camera shake changes abruptly from frame to frame (a sharp frame next to a blurred one),
+        # which coarse time resolution of the networks' encodings cannot follow: per-frame terms
+        # carry each frame's overall PSF and the networks its variation across the frame.
+        self.n_frames = n_frames
+        self.frame_offsets = nn.Parameter(torch.zeros(n_frames, self.samples, 2))
+        self.frame_logits = nn.Parameter(torch.zeros(n_frames, self.samples))
         if self.samples > 1:
             # softmax gives the centre w when its logit exceeds the others (all 0) by log(w (K-1) / (1-w)).
             centre_logit = math.log(centre_weight * (self.samples - 1) / (1 - centre_weight))
             with torch.no_grad():
                 self.weight_net.mlp.last.bias[self.samples // 2] = centre_logit
 
+    def frame_index(self, xyt: Tensor) -> Tensor:
+        """The frame of each point, from its model time ``t_n`` in [-1, 1]."""
+        return ((xyt[:, 2].float() + 1) * 0.5 * (self.n_frames - 1)).round().long().clamp(0, self.n_frames - 1)
+
     def offsets_px(self, xyt: Tensor) -> Tensor:
         """Sample offsets from the pixel centre in pixels, ``[B, n*n, 2]``, each within ``radius``."""
+        learned = self.offset_net(xyt).float().reshape(-1, self.samples, 2) + self.frame_offsets[self.frame_index(xyt)]
         # Scaled by the radius so that an optimizer step moves samples by a useful fraction of a pixel.
-        p = self.grid_px + self.radius * self.offset_net(xyt).float().reshape(-1, self.samples, 2)
+        p = self.grid_px + self.radius * learned
         r = torch.sqrt(p.square().sum(-1, keepdim=True) + _EPS)
         return p * (self.radius * torch.tanh(r / self.radius) / r)
 
     def forward(self, xyt: Tensor) -> tuple[Tensor, Tensor]:
         """Absolute sample positions ``[B, n*n, 2]`` (model x_n, y_n) and their weights ``[B, n*n]`` (sum 1)."""
         positions = xyt[:, None, :2].float() + self.offsets_px(xyt) * self.pixel_size
-        weights = torch.softmax(self.weight_net(xyt).float(), dim=-1)
+        logits = self.weight_net(xyt).float() + FRAME_LOGIT_SCALE * self.frame_logits[self.frame_index(xyt)]
+        weights = torch.softmax(logits, dim=-1)
         return positions, weights

@@ -55,10 +55,8 @@ class VidcamModel(nn.Module):
             recorded_irradiance = out["irradiance"]
         else:
             positions, weights = self.blur(torch.cat([xy, self.frame.time(t)[:, None]], dim=1))
-            k = positions.shape[1]
-            out = self.scene(positions.reshape(-1, 2), t.repeat_interleave(k))
-            samples = out["irradiance"].view(-1, k, 3)
-            recorded_irradiance = (weights[..., None].float() * samples).sum(1)
+            out = self.scene(xy, t, positions - xy[:, None])
+            recorded_irradiance = (weights[..., None].float() * out["irradiance"]).sum(1)
         log_irradiance = recorded_irradiance.clamp_min(LOG_FLOOR).log()
         out["log_irradiance"] = log_irradiance
         out["rgb"] = self.tone(log_irradiance, self.exposures(t))

@@ -82,9 +82,17 @@ class LayerMapping(nn.Module):
     def residual_part(self, xyt: Tensor) -> Tensor:
         return self.residual_scale * torch.tanh(self.residual(xyt).float())
 
-    def forward(self, xy: Tensor, t_index: Tensor, t: Tensor) -> Tensor:
+    def forward(self, xy: Tensor, t_index: Tensor, t: Tensor, offsets: Tensor | None = None) -> Tensor:
+        """Atlas coordinates [B,2] of the points; with ``offsets`` [B,K,2], [B,K,2] of the points
+        shifted by them. The learned residual varies slowly (rigidity), so across a blur kernel
+        it is taken at the centre and only the cheap global part is evaluated per sample."""
         xyt = torch.cat([xy, t[:, None]], dim=1).clamp(-1, 1)
-        return self.global_part(xy, t_index) + self.residual_part(xyt)
+        residual = self.residual_part(xyt)
+        if offsets is None:
+            return self.global_part(xy, t_index) + residual
+        k = offsets.shape[1]
+        shifted = (xy[:, None] + offsets).reshape(-1, 2)
+        return self.global_part(shifted, t_index.repeat_interleave(k)).view(-1, k, 2) + residual[:, None]
 
 
 class LayeredScene(nn.Module):
@@ -129,13 +137,25 @@ class LayeredScene(nn.Module):
     def atlas_log_irradiance(self, layer: int, uv: Tensor) -> Tensor:
         return self.atlases[layer](uv.clamp(-1, 1)).float()
 
-    def forward(self, xy: Tensor, t_index: Tensor) -> dict[str, Tensor]:
-        """Composite linear irradiance [B,3] at model coordinates xy [B,2] of frames t_index [B]."""
-        uv = self.uv(xy, t_index)
+    def forward(self, xy: Tensor, t_index: Tensor, offsets: Tensor | None = None) -> dict[str, Tensor]:
+        """Composite linear irradiance [B,3] at model coordinates xy [B,2] of frames t_index [B].
+
+        With ``offsets`` [B,K,2] (model units) the irradiance [B,K,3] at the K shifted points, the
+        layer weights taken at xy: a blur kernel's samples share the centre's mapping residual
+        and alpha, so each extra sample costs one atlas lookup.
+        """
+        t = self.frame.time(t_index)
         weights = self.layer_weights(xy, t_index)
-        layer_irr = torch.stack([self.atlas_log_irradiance(i, uv[i]).exp() for i in range(self.n_layers)], dim=1)
-        irradiance = (weights[..., None] * layer_irr).sum(dim=1)
-        return {"irradiance": irradiance, "uv": uv, "weights": weights, "layer_irradiance": layer_irr}
+        uv_centre, layer_irradiance = [], []
+        for layer, mapping in enumerate(self.mappings):
+            uv = mapping(xy, t_index, t, offsets)
+            uv_centre.append(uv if offsets is None else mapping(xy, t_index, t))
+            log_irradiance = self.atlas_log_irradiance(layer, uv.reshape(-1, 2))
+            layer_irradiance.append(log_irradiance.exp().view(*uv.shape[:-1], 3))
+        layer_irr = torch.stack(layer_irradiance, dim=1)  # [B, L, (K,) 3]
+        w = weights.view(*weights.shape, *([1] * (layer_irr.dim() - 2)))
+        irradiance = (w * layer_irr).sum(dim=1)
+        return {"irradiance": irradiance, "uv": torch.stack(uv_centre), "weights": weights, "layer_irradiance": layer_irr}
 
 
 def fit_in_atlas(frame: Frame, motion_px: np.ndarray, fill: float) -> np.ndarray:

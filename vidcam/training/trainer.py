@@ -54,8 +54,6 @@ class Trainer:
         self.history: list[dict[str, float]] = []
         self.z_range = (-6.0, 6.0)
         self.autocast = self._autocast_context()
-        # A step evaluates the scene batch_size times: with blur, n*n times per pixel.
-        self.pixels_per_step = max(1, tc.batch_size // (model.blur.samples if model.blur is not None else 1))
         self.forward = torch.compile(model) if tc.compile else model
 
     def _autocast_context(self):
@@ -132,7 +130,7 @@ class Trainer:
     def loss_terms(self, weights: dict[str, float]) -> dict[str, torch.Tensor]:
         tc, lc = self.cfg.train, self.cfg.loss
         scene = self.model.scene
-        batch = self.data.pixels(self.pixels_per_step)
+        batch = self.data.pixels(tc.batch_size)
         with self.autocast():
             out = self.forward(batch.xy, batch.t)
             terms = {"color": losses.color_loss(out["rgb"], batch.rgb)}
@@ -149,7 +147,7 @@ class Trainer:
         terms["atlas_bounds"] = losses.atlas_bounds_loss(out["uv"].float())
         if scene.n_layers > 1:
             terms["alpha_binary"] = losses.alpha_binary_loss(out["weights"])
-            if batch.mask is not None and weights["alpha_init"] > 0 and self.model.blur is None:
+            if batch.mask is not None and weights["alpha_init"] > 0:
                 terms["alpha_init"] = losses.alpha_init_loss(out["weights"], batch.mask)
         self._track_z_range(out["log_irradiance"], batch.t)
         return terms
