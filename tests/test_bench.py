@@ -24,7 +24,8 @@ def test_vidcam_row_takes_report_fields_and_compares():
         bench.Row("c.mp4", "blur", "unsharp mask", wall_s=2.0, quality={"psnr": 21.0, "ssim": 0.8}),
         bench.Row("c.mp4", "blur", "vidcam fast", budget_s=30.0, wall_s=50.0, quality={"psnr": 25.0, "ssim": 0.9}),
     ]
-    bench.fill_from_report(rows[2], {"timings": {"train": 30.0, "render": 5.0}, "steps": 100, "samples_per_second": 9.0})
+    report = {"timings": {"train": 30.0, "render": 5.0}, "steps": 100, "samples_per_second": 9.0}
+    bench.fill_from_report(rows[2], report)
     bench.add_comparisons(rows, "blur")
     assert rows[2].deltas["dPSNR vs input"] == 5.0 and rows[2].deltas["dPSNR vs unsharp"] == 4.0
     assert rows[2].wall_vs_reference == 25.0 and rows[2].cuda_peak_mib is None

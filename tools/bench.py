@@ -1,12 +1,12 @@
 """Benchmark `vidcam enhance` against the classical baselines, side by side, on clips with ground truth.
 
     python tools/bench.py CLIP.mp4 [CLIP2.mp4 ...] [--budgets 30,60,120,180] [--preset fast]
-        [--out .bench/NAME] [--json results.json] [--no-preset] [--extra-args "..."]
+        [--out .bench/NAME] [--json results.json] [--no-preset] [--threads N] [--extra-args "..."]
         [--synthetic hdr|blur --seed S --ratio R --frames N --size WxH]
     python tools/bench.py --show results.json     # print the tables of a results file again
 
 Per clip, one run at a time, each a fresh subprocess (so wall time is end to end and the peak
-memory is that run's own, from ``os.wait4``'s ``ru_maxrss``, which includes its ffmpeg children):
+memory is that run's own: ``ru_maxrss`` from ``os.wait4`` on that child, not RUSAGE_CHILDREN's max):
 
 * the classical baselines: HDR clips -> single-frame gamma 2.2 and the flow-aligned merge
   (given the true exposure times from the sidecar); blur clips -> the blurry input and unsharp mask;
@@ -20,7 +20,8 @@ enhanced.mp4). Clips without a sidecar get times only. ``--synthetic`` first wri
 clip (another seed / exposure ratio than the demos) into the out folder and benchmarks it too.
 
 Prints tables and writes JSON (rewritten after every run, so a killed bench keeps what it
-measured). Nothing is asserted about time.
+measured). Nothing is asserted about time. On a shared 2-core machine use ``--threads 1``: two
+torch processes with 2 OpenMP threads each oversubscribe the cores and steps get many times slower.
 """
 
 from __future__ import annotations
@@ -112,12 +113,20 @@ class ChildRun:
 # --------------------------------------------------------------------------- subprocesses
 
 
-def run_child(command: list[str], log_path: Path) -> ChildRun:
+def child_env(threads: int | None) -> dict[str, str]:
+    """The environment of a run; ``threads`` caps the OpenMP / MKL pools (torch reads them at start)."""
+    env = dict(os.environ)
+    if threads:
+        env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    return env
+
+
+def run_child(command: list[str], log_path: Path, threads: int | None = None) -> ChildRun:
     """Run ``command`` to completion with its output in ``log_path``; wall time and its own peak RSS."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "w") as log:
         start = time.perf_counter()
-        proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=REPO_ROOT)
+        proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=REPO_ROOT, env=child_env(threads))
         # wait4 gives this child's rusage alone (RUSAGE_CHILDREN would be a max over all runs).
         _, status, usage = os.wait4(proc.pid, 0)
         wall = time.perf_counter() - start
@@ -153,7 +162,9 @@ def progress(message: str) -> None:
 # --------------------------------------------------------------------------- vidcam runs
 
 
-def vidcam_command(clip: Path, run_dir: Path, kind: str | None, budget: float | None, args: argparse.Namespace) -> list[str]:
+def vidcam_command(
+    clip: Path, run_dir: Path, kind: str | None, budget: float | None, args: argparse.Namespace
+) -> list[str]:
     command = [sys.executable, "-m", "vidcam", "enhance", str(clip), "--preset", args.preset,
                "--mode", VIDCAM_MODE[kind], "-o", str(run_dir)]
     if budget is not None:
@@ -168,7 +179,7 @@ def bench_vidcam(clip: Path, kind: str | None, run_dir: Path, budget: float | No
     row.output = str(run_dir)
     progress(f"{clip.name}: vidcam {label} (load {row.load_1min:.2f}) ...")
     log_path = run_dir.with_name(run_dir.name + ".log")
-    child = run_child(row.command, log_path)
+    child = run_child(row.command, log_path, args.threads)
     row.wall_s, row.peak_rss_mib = child.wall_s, child.peak_rss_mib
     if child.returncode != 0:
         row.status = f"failed (exit {child.returncode}): {last_line(log_path)}"
@@ -312,7 +323,8 @@ def timing_table(rows: list[Row]) -> str:
         body.append([r.method, budget_text(r), fmt(r.wall_s), *(fmt(r.stages.get(s)) for s in STAGES),
                      fmt(r.stages.get("compute")), fmt(other_seconds(r)), fmt(r.steps, "d"),
                      fmt(r.samples_per_second, ",.0f"), fmt(r.peak_rss_mib, ".0f"),
-                     fmt(r.cuda_peak_mib, ".0f", "n/a"), fmt(r.load_1min, ".2f"), (r.code_hash or "-")[:6], short(r.status)])
+                     fmt(r.cuda_peak_mib, ".0f", "n/a"), fmt(r.load_1min, ".2f"), (r.code_hash or "-")[:6],
+                     short(r.status)])
     return table(headers, body)
 
 
@@ -424,10 +436,13 @@ def bench_clip(clip: Path, folder: Path, args: argparse.Namespace, save: Any) ->
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description="Benchmark vidcam enhance against the classical baselines.")
     p.add_argument("clips", nargs="*", type=Path, help="clips (.mp4, with a make_synthetic.py .json beside for scores)")
-    p.add_argument("--budgets", default="30,60,120,180", help="training time budgets in seconds, comma separated, or 'none'")
+    p.add_argument("--budgets", default="30,60,120,180",
+                   help="training time budgets in seconds, comma separated, or 'none'")
     p.add_argument("--no-preset", action="store_true", help="skip the row with the preset's own step count")
     p.add_argument("--preset", default="fast", help="vidcam preset (default fast)")
     p.add_argument("--extra-args", default="", help="more vidcam enhance arguments for every run, e.g. '--flow dis'")
+    p.add_argument("--threads", type=int, help="OMP/MKL threads of each vidcam run (default: torch's own choice). "
+                   "On a shared CPU, 2 threads per process oversubscribe the cores and steps slow down many times")
     p.add_argument("--out", type=Path, help="output folder (default .bench/<date-time>)")
     p.add_argument("--json", type=Path, help="results file (default OUT/results.json)")
     p.add_argument("--synthetic", choices=("hdr", "blur"), help="also generate and benchmark a held-back clip")
@@ -473,7 +488,7 @@ def main(argv: list[str] | None = None) -> int:
         make_heldback_clip(args, clips[-1])
 
     results: dict[str, Any] = {"command": [sys.executable, *sys.argv], "argv": argv, "cpus": os.cpu_count(),
-                               "git": git_state(), "load_before": os.getloadavg(), "clips": {}}
+                               "threads": args.threads, "git": git_state(), "load_before": os.getloadavg(), "clips": {}}
 
     def saver(clip: Path):
         def save(rows: list[Row]) -> None:

@@ -226,7 +226,7 @@ class DisplayCurve:
 def display_curve(run: Run) -> DisplayCurve:
     """The atlas display matching the run's output (see the module docstring)."""
     if run.operator == "camera":
-        mean_exposure = float(run.model.exposures.all().mean())
+        mean_exposure = float(run.model.exposures.all().mean().detach())
         lo, hi = run.state.get("z_range", DEFAULT_Z_RANGE)
         curve = DisplayCurve("camera", mean_exposure, lo - CURVE_MARGIN, hi + CURVE_MARGIN)
     else:

@@ -64,6 +64,7 @@ class SceneConfig:
     global_motion: bool = True  # per-frame homography, initialised from the flow
     residual_scale: float = 0.25  # bound on the learned residual of each mapping (atlas units)
     atlas_fill: float = 0.8  # fraction of the atlas square the clip covers at start
+    atlas_texels_per_pixel: float = 1.5  # caps the atlas grid's resolution at this density
     deformation: NetConfig = field(
         default_factory=lambda: NetConfig(
             EncodingConfig(kind="hashgrid", levels=8, base_resolution=4, max_resolution=64), 64, 2

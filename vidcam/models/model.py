@@ -23,6 +23,7 @@ class ClipShape:
     height: int
     width: int
     blur: bool
+    atlas_resolutions: list[int] | None = None  # filled in when the model is first built
 
 
 class VidcamModel(nn.Module):
@@ -36,7 +37,8 @@ class VidcamModel(nn.Module):
         super().__init__()
         self.shape = shape
         self.frame = Frame(shape.n_frames, shape.height, shape.width)
-        self.scene = LayeredScene(cfg.scene, self.frame, motions)
+        self.scene = LayeredScene(cfg.scene, self.frame, motions, shape.atlas_resolutions)
+        shape.atlas_resolutions = self.scene.atlas_resolutions
         self.tone = ToneMapper(cfg.camera.tone_hidden, cfg.camera.tone_layers)
         if log_exposure is None:
             log_exposure = np.zeros(shape.n_frames)

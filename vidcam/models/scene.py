@@ -13,11 +13,14 @@ between layers and each layer's atlas network gives log irradiance at (u, v).
 
 from __future__ import annotations
 
+import math
+from dataclasses import replace
+
 import numpy as np
 import torch
 from torch import Tensor, nn
 
-from vidcam.config import SceneConfig
+from vidcam.config import NetConfig, SceneConfig
 from vidcam.models.encodings import EncodedMLP
 
 
@@ -98,9 +101,17 @@ class LayerMapping(nn.Module):
 class LayeredScene(nn.Module):
     """L layers (0 = background, 1.. = foreground, front-most last) of mapping, alpha and atlas."""
 
-    def __init__(self, cfg: SceneConfig, frame: Frame, motions: list[np.ndarray | None] | None = None):
+    def __init__(
+        self,
+        cfg: SceneConfig,
+        frame: Frame,
+        motions: list[np.ndarray | None] | None = None,
+        atlas_resolutions: list[int] | None = None,
+    ):
         """``motions[l]``: per-frame pixel homographies [N,3,3] into a reference frame for layer l
-        (the camera's for the background, the object's for a foreground layer); None: identity."""
+        (the camera's for the background, the object's for a foreground layer); None: identity.
+        ``atlas_resolutions``: each atlas grid's finest resolution, as a checkpoint recorded it;
+        None derives it from the motions (``scene.atlas_texels_per_pixel``)."""
         super().__init__()
         self.frame = frame
         self.n_layers = cfg.layers
@@ -110,8 +121,13 @@ class LayeredScene(nn.Module):
             LayerMapping(cfg, fit_in_atlas(frame, m if m is not None else identity, cfg.atlas_fill), frame.n_frames)
             for m in motions[: cfg.layers]
         )
-        self.atlases = nn.ModuleList(EncodedMLP(2, 3, cfg.atlas) for _ in range(cfg.layers))
-        self.alpha = EncodedMLP(3, cfg.layers - 1, cfg.alpha, n_frames=frame.n_frames) if cfg.layers > 1 else None
+        self.atlas_resolutions = atlas_resolutions or [
+            capped(cfg.atlas, atlas_resolution(m.base, frame, cfg.atlas_texels_per_pixel)).encoding.max_resolution
+            for m in self.mappings
+        ]
+        self.atlases = nn.ModuleList(EncodedMLP(2, 3, capped(cfg.atlas, r)) for r in self.atlas_resolutions)
+        alpha_cfg = capped(cfg.alpha, max(frame.height, frame.width))
+        self.alpha = EncodedMLP(3, cfg.layers - 1, alpha_cfg, n_frames=frame.n_frames) if cfg.layers > 1 else None
 
     def xyt(self, xy: Tensor, t_index: Tensor) -> Tensor:
         return torch.cat([xy, self.frame.time(t_index)[:, None]], dim=1).clamp(-1, 1)
@@ -156,6 +172,21 @@ class LayeredScene(nn.Module):
         w = weights.view(*weights.shape, *([1] * (layer_irr.dim() - 2)))
         irradiance = (w * layer_irr).sum(dim=1)
         return {"irradiance": irradiance, "uv": torch.stack(uv_centre), "weights": weights, "layer_irradiance": layer_irr}
+
+
+def capped(cfg: NetConfig, max_resolution: int) -> NetConfig:
+    """``cfg`` with its grid no finer than ``max_resolution``: finer cells than the data
+    constrains only fit noise between the pixels that are seen."""
+    resolution = max(2, min(cfg.encoding.max_resolution, max_resolution))
+    encoding = replace(cfg.encoding, max_resolution=resolution, base_resolution=min(cfg.encoding.base_resolution, resolution))
+    return replace(cfg, encoding=encoding)
+
+
+def atlas_resolution(base: Tensor, frame: Frame, texels_per_pixel: float) -> int:
+    """Grid vertices across the atlas that give ``texels_per_pixel`` at the frames' scale."""
+    linear = base[:, :2, :2].double()
+    atlas_units_per_pixel = linear.det().abs().sqrt().median().item() * frame.pixel_size
+    return math.ceil(2 * texels_per_pixel / atlas_units_per_pixel)
 
 
 def fit_in_atlas(frame: Frame, motion_px: np.ndarray, fill: float) -> np.ndarray:
