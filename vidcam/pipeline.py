@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,7 +28,6 @@ from vidcam.training.data import ClipData
 from vidcam.training.trainer import Trainer
 
 CONFIG_NAME = "config.yaml"
-OUTPUT_NAMES = ("enhanced.mp4", "enhanced_hdr10.mp4", "compare.mp4", "report.json", CONFIG_NAME, CHECKPOINT_NAME)
 
 
 def log(message: str) -> None:
@@ -35,27 +36,26 @@ def log(message: str) -> None:
 
 @dataclass
 class Timer:
+    """Wall seconds per named stage, accumulated."""
+
     seconds: dict[str, float] = field(default_factory=dict)
 
-    def stage(self, name: str):
-        timer = self
-
-        class _Stage:
-            def __enter__(self):
-                self.start = time.perf_counter()
-
-            def __exit__(self, *exc):
-                timer.seconds[name] = timer.seconds.get(name, 0.0) + time.perf_counter() - self.start
-
-        return _Stage()
+    @contextlib.contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start
 
 
 def default_outdir(input_path: Path) -> Path:
     return input_path.with_name(f"{input_path.stem}_vidcam")
 
 
-def prepare_outdir(input_path: Path, outdir: Path, resume: bool) -> None:
-    """Refuse to mix runs or overwrite anything the user gave; create the folder."""
+def prepare_outdir(outdir: Path, resume: bool) -> None:
+    """Refuse to mix runs or overwrite anything the user gave (a new run needs an empty or
+    missing folder, so an input inside it is safe too); create the folder."""
     if resume:
         if not (outdir / CONFIG_NAME).is_file():
             raise VidcamError(f"--resume: {outdir} holds no vidcam run to continue")
@@ -65,8 +65,6 @@ def prepare_outdir(input_path: Path, outdir: Path, resume: bool) -> None:
     if outdir.is_dir() and any(outdir.iterdir()):
         what = "another vidcam run" if (outdir / CONFIG_NAME).exists() else "other files"
         raise VidcamError(f"output folder {outdir} already holds {what}; use --resume or choose another -o")
-    if input_path.resolve().parent == outdir.resolve() and input_path.name in OUTPUT_NAMES:
-        raise VidcamError(f"the input {input_path} would be overwritten by an output of the same name")
     try:
         outdir.mkdir(parents=True, exist_ok=True)
         probe_file = outdir / ".vidcam_write_test"
@@ -138,7 +136,7 @@ def enhance(input_path: Path, outdir: Path | None, cfg: Config, resume: bool = F
     """Fit the model to the clip and write every output into ``outdir``; returns the report."""
     input_path = Path(input_path)
     outdir = Path(outdir) if outdir else default_outdir(input_path)
-    prepare_outdir(input_path, outdir, resume)
+    prepare_outdir(outdir, resume)
     timer = Timer()
     device = pick_device(cfg.device)
 
