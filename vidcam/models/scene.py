@@ -5,7 +5,7 @@ Each layer l maps a pixel (x, y, t) to atlas coordinates (u, v) in [-1, 1]^2 wit
     (u, v) = project(B_l[t] (I + D_l[t]) [x, y, 1]) + residual_scale * tanh(MLP_l(x, y, t))
 
 where B_l[t] is a fixed per-frame homography found from the flow (the dominant camera motion
-for the background, a scaled identity for foreground layers), D_l[t] a learned per-frame
+for the background, the foreground region's own motion for layer 1), D_l[t] a learned per-frame
 correction and the MLP a learned residual. Both learned parts start at exactly zero, so the
 deformation is bootstrapped to the initial mapping. An alpha network splits each pixel
 between layers and each layer's atlas network gives log irradiance at (u, v).
@@ -34,10 +34,6 @@ class Frame:
     def to_model(self, xy_px: Tensor) -> Tensor:
         centre = xy_px.new_tensor([self.width / 2, self.height / 2])
         return (xy_px - centre) * self.pixel_size
-
-    def to_pixels(self, xy: Tensor) -> Tensor:
-        centre = xy.new_tensor([self.width / 2, self.height / 2])
-        return xy / self.pixel_size + centre
 
     def time(self, t_index: Tensor) -> Tensor:
         return t_index.float() * (2.0 / max(self.n_frames - 1, 1)) - 1.0
@@ -70,10 +66,6 @@ class LayerMapping(nn.Module):
         self.correction = nn.Parameter(torch.zeros(n_frames, 8)) if cfg.global_motion else None
         self.residual = EncodedMLP(3, 2, cfg.deformation, n_frames=n_frames, zero_last=True)
         self.residual_scale = cfg.residual_scale
-
-    def initial(self, xy: Tensor, t_index: Tensor) -> Tensor:
-        """The mapping the learned parts start from (the bootstrap target)."""
-        return _project(self.base[t_index], xy)
 
     def global_part(self, xy: Tensor, t_index: Tensor) -> Tensor:
         h = self.base[t_index]

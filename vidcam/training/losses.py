@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor
 
@@ -56,10 +55,3 @@ def alpha_binary_loss(weights: Tensor) -> Tensor:
 def atlas_bounds_loss(uv: Tensor) -> Tensor:
     """Atlas coordinates must stay inside [-1, 1]^2, where the atlas is defined."""
     return F.relu(uv.abs() - 1).square().sum(-1).mean()
-
-
-def bootstrap_loss(scene: LayeredScene, xy: Tensor, t: Tensor) -> Tensor:
-    """Distance of every mapping from its initial (identity / global motion) mapping."""
-    uv = scene.uv(xy, t)
-    initial = torch.stack([m.initial(xy, t) for m in scene.mappings])
-    return (uv - initial).square().sum(-1).mean()
