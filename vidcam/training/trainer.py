@@ -21,6 +21,8 @@ from vidcam.training.checkpoint import load_checkpoint, save_checkpoint
 from vidcam.training.data import ClipData
 
 MONOTONIC_MARGIN = 1.0  # the response is kept monotone this far (log units) beyond the data
+RIGIDITY_FLOOR = 0.1  # rigidity fades to this fraction of its weight (loss.rigidity_decay)
+STEP_SCHEDULE = ((0.8, 0.1), (0.5, 0.3))  # lr_schedule "step": (progress past, lr factor)
 
 
 class Interrupted(VidcamError):
@@ -109,7 +111,7 @@ class Trainer:
         if tc.lr_schedule == "constant":
             return warmup
         if tc.lr_schedule == "step":
-            return warmup * (0.1 if progress > 0.8 else 0.3 if progress > 0.5 else 1.0)
+            return warmup * next((factor for start, factor in STEP_SCHEDULE if progress > start), 1.0)
         cosine = 0.5 * (1 + math.cos(math.pi * progress))
         return warmup * (tc.lr_final_fraction + (1 - tc.lr_final_fraction) * cosine)
 
@@ -120,7 +122,8 @@ class Trainer:
             "flow": linear_decay(lc.flow, progress, lc.flow_decay),
             "white_balance": lc.white_balance,
             "monotonic": lc.monotonic,
-            "rigidity": lc.rigidity * (1 - 0.9 * min(1.0, progress / max(lc.rigidity_decay, 1e-9))),
+            "rigidity": lc.rigidity
+            * (1 - (1 - RIGIDITY_FLOOR) * min(1.0, progress / max(lc.rigidity_decay, 1e-9))),
             "alpha_init": linear_decay(lc.alpha_init, progress, lc.alpha_init_decay),
             "alpha_binary": lc.alpha_binary,
             "atlas_bounds": lc.atlas_bounds,
@@ -158,7 +161,7 @@ class Trainer:
         z = (log_irradiance + self.model.exposures(t)[:, None]).detach()
         self.z_range = (z.min().item() - MONOTONIC_MARGIN, z.max().item() + MONOTONIC_MARGIN)
 
-    def train_step(self) -> dict[str, float]:
+    def train_step(self) -> dict[str, torch.Tensor]:
         progress = self.progress()
         weights = self.loss_weights(progress)
         factor = self.lr_factor(progress)
