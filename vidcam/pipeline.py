@@ -165,6 +165,7 @@ def enhance(input_path: Path, outdir: Path | None, cfg: Config, resume: bool = F
     if cfg.scene.layers > 1:
         foreground = load_masks(Path(cfg.masks), clip) if cfg.masks else foreground_from_motion(flows)
 
+    torch.manual_seed(cfg.train.seed)  # network initialisation: a run is repeatable
     shape = ClipShape(clip.n_frames, clip.height, clip.width, blur)
     model = VidcamModel(cfg, shape, log_exposure, initial_motions(cfg, flows, foreground)).to(device)
     data = ClipData(clip.frames, flows, device, foreground, cfg.train.seed)
