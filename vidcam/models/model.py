@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 import torch
@@ -35,10 +35,9 @@ class VidcamModel(nn.Module):
         motions: list[np.ndarray | None] | None = None,
     ):
         super().__init__()
-        self.shape = shape
         self.frame = Frame(shape.n_frames, shape.height, shape.width)
         self.scene = LayeredScene(cfg.scene, self.frame, motions, shape.atlas_resolutions)
-        shape.atlas_resolutions = self.scene.atlas_resolutions
+        self.shape = replace(shape, atlas_resolutions=self.scene.atlas_resolutions)
         self.tone = ToneMapper(cfg.camera.tone_hidden, cfg.camera.tone_layers)
         if log_exposure is None:
             log_exposure = np.zeros(shape.n_frames)

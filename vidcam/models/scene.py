@@ -77,17 +77,21 @@ class LayerMapping(nn.Module):
     def residual_part(self, xyt: Tensor) -> Tensor:
         return self.residual_scale * torch.tanh(self.residual(xyt).float())
 
-    def forward(self, xy: Tensor, t_index: Tensor, t: Tensor, offsets: Tensor | None = None) -> Tensor:
-        """Atlas coordinates [B,2] of the points; with ``offsets`` [B,K,2], [B,K,2] of the points
-        shifted by them. The learned residual varies slowly (rigidity), so across a blur kernel
-        it is taken at the centre and only the cheap global part is evaluated per sample."""
+    def forward(
+        self, xy: Tensor, t_index: Tensor, t: Tensor, offsets: Tensor | None = None
+    ) -> tuple[Tensor, Tensor | None]:
+        """Atlas coordinates [B,2] of the points and, with ``offsets`` [B,K,2], [B,K,2] of the
+        points shifted by them (else None). The learned residual varies slowly (rigidity), so
+        across a blur kernel it is taken at the centre and only the cheap global part is
+        evaluated per sample."""
         xyt = torch.cat([xy, t[:, None]], dim=1).clamp(-1, 1)
         residual = self.residual_part(xyt)
+        centre = self.global_part(xy, t_index) + residual
         if offsets is None:
-            return self.global_part(xy, t_index) + residual
+            return centre, None
         k = offsets.shape[1]
         shifted = (xy[:, None] + offsets).reshape(-1, 2)
-        return self.global_part(shifted, t_index.repeat_interleave(k)).view(-1, k, 2) + residual[:, None]
+        return centre, self.global_part(shifted, t_index.repeat_interleave(k)).view(-1, k, 2) + residual[:, None]
 
 
 class LayeredScene(nn.Module):
@@ -140,7 +144,7 @@ class LayeredScene(nn.Module):
     def uv(self, xy: Tensor, t_index: Tensor) -> Tensor:
         """[L, B, 2] atlas coordinates of every layer."""
         t = self.frame.time(t_index)
-        return torch.stack([m(xy, t_index, t) for m in self.mappings])
+        return torch.stack([m(xy, t_index, t)[0] for m in self.mappings])
 
     def atlas_log_irradiance(self, layer: int, uv: Tensor) -> Tensor:
         return self.atlases[layer](uv.clamp(-1, 1)).float()
@@ -156,8 +160,9 @@ class LayeredScene(nn.Module):
         weights = self.layer_weights(xy, t_index)
         uv_centre, layer_irradiance = [], []
         for layer, mapping in enumerate(self.mappings):
-            uv = mapping(xy, t_index, t, offsets)
-            uv_centre.append(uv if offsets is None else mapping(xy, t_index, t))
+            centre, shifted = mapping(xy, t_index, t, offsets)
+            uv_centre.append(centre)
+            uv = centre if shifted is None else shifted
             log_irradiance = self.atlas_log_irradiance(layer, uv.reshape(-1, 2))
             layer_irradiance.append(log_irradiance.exp().view(*uv.shape[:-1], 3))
         layer_irr = torch.stack(layer_irradiance, dim=1)  # [B, L, (K,) 3]
