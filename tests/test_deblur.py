@@ -1,9 +1,14 @@
-"""Deblur mode on a tiny hand-held clip: the blur generator is a valid PSF and the fit sharpens."""
+"""Deblur mode on a small hand-held clip: the blur generator is a valid PSF and the fit sharpens.
+
+The clip is 128x72 rather than the other tests' 64x36: at that size the photo texture is all
+pixel-level detail, which no atlas reconstructs from a handful of frames, blurred or not.
+"""
 
 from __future__ import annotations
 
 import json
 
+import make_synthetic
 import numpy as np
 import pytest
 import torch
@@ -11,24 +16,32 @@ import torch
 from vidcam.config import load_config
 from vidcam.io.images import read_png
 from vidcam.io.video import read_video
+from vidcam.metrics import psnr
 from vidcam.pipeline import enhance
 from vidcam.training.checkpoint import model_from_checkpoint
 
 DEBLUR_TRAINING = {
     "flow.backend": "dis",
-    "train.steps": 400,
+    "train.steps": 600,
     "train.batch_size": 2048,
     "train.flow_batch_size": 512,
     "train.reg_batch_size": 256,
     "train.log_every": 10,
     "camera.tone_prefit_steps": 100,
-    "scene.layers": 1,
 }
 
 
 @pytest.fixture(scope="module")
-def deblur_run(tiny_blur_clip, tmp_path_factory):
-    path, truth = tiny_blur_clip
+def small_blur_clip(tmp_path_factory):
+    truth = make_synthetic.make_blur_clip(seed=5, max_blur_px=6.0, n_frames=8, height=72, width=128)
+    path = tmp_path_factory.mktemp("clips") / "small_blur.mp4"
+    make_synthetic.write_clip(truth, path)
+    return path, truth
+
+
+@pytest.fixture(scope="module")
+def deblur_run(small_blur_clip, tmp_path_factory):
+    path, truth = small_blur_clip
     outdir = tmp_path_factory.mktemp("runs") / "deblur"
     cfg = load_config("fast", overrides={**DEBLUR_TRAINING, "mode": "deblur", "render.compare": True})
     report = enhance(path, outdir, cfg)
@@ -55,15 +68,15 @@ def test_psf_is_a_distribution_within_the_radius(deblur_run):
     generator = torch.Generator().manual_seed(0)
     xyt = torch.rand(2048, 3, generator=generator) * 2 - 1
     with torch.no_grad():
-        # push the offset network far from its initialisation: the bound must still hold
-        for p in model.blur.offset_net.parameters():
+        # push the networks far from where training left them: the bound must still hold
+        for p in model.blur.parameters():
             p.mul_(50)
-        positions, weights = model.blur(xyt)
+        offsets_model, weights = model.blur(xyt)
         offsets = model.blur.offsets_px(xyt)
     assert torch.all(weights >= 0)
     assert torch.allclose(weights.sum(-1), torch.ones(2048), atol=1e-5)
     assert offsets.norm(dim=-1).max() <= cfg.camera.blur_radius + 1e-4
-    assert torch.allclose((positions - xyt[:, None, :2]) / model.frame.pixel_size, offsets, atol=1e-3)
+    assert torch.allclose(offsets_model / model.frame.pixel_size, offsets, atol=1e-3)
 
 
 def psf_spread_px(model, t: int) -> float:
@@ -78,11 +91,17 @@ def psf_spread_px(model, t: int) -> float:
 
 
 def test_learned_kernels_follow_the_shake(deblur_run):
-    """The most blurred frame gets a much wider kernel than the sharpest one.
-
-    (On this 6-frame clip the middle of the range is not reliable yet: a 0.5 px frame can get
-    a wide kernel; see the deblur notes in issue 5.)"""
+    """The most blurred frame gets a much wider kernel than the sharpest one."""
     model, _, _ = model_from_checkpoint(deblur_run[0] / "checkpoint.pt")
     blur_px = deblur_run[2]["blur_px"]
     spreads = np.array([psf_spread_px(model, t) for t in range(len(blur_px))])
     assert spreads[np.argmax(blur_px)] > spreads[np.argmin(blur_px)] + 0.5
+
+
+def test_fit_beats_its_blurry_input(deblur_run):
+    """Against the sharp ground truth, the enhanced clip is closer than the blurry input."""
+    outdir, _, truth = deblur_run
+    enhanced = read_video(outdir / "enhanced.mp4").frames
+    blurry = truth["frames"]
+    # seeds 5, 6, 7 measured: +2.3, +3.4, +2.2 dB
+    assert psnr(enhanced / 255, truth["sharp"] / 255) > psnr(blurry / 255, truth["sharp"] / 255) + 1.0

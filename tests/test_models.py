@@ -9,7 +9,14 @@ import pytest
 import torch
 
 from vidcam.config import CameraConfig, EncodingConfig, NetConfig
-from vidcam.models.camera import BlurGenerator, Exposures, ToneMapper
+from vidcam.errors import VidcamError
+from vidcam.models.camera import (
+    PATH_INIT_PX,
+    BlurGenerator,
+    Exposures,
+    ToneMapper,
+    make_blur,
+)
 from vidcam.models.encodings import (
     MLP,
     DenseGrid2D,
@@ -286,41 +293,62 @@ def test_exposures_fixed_have_no_parameters() -> None:
     assert torch.equal(exp.all(), init)
 
 
-def blur_setup(kernel: int = 3, radius: float = 2.5) -> tuple[BlurGenerator, torch.Tensor]:
-    cfg = CameraConfig(blur_kernel=kernel, blur_radius=radius)
-    blur = BlurGenerator(cfg, n_frames=10, pixel_size=2 / 64)
+def blur_setup(kind: str = "patch", kernel: int = 3, radius: float = 2.5) -> tuple[BlurGenerator, torch.Tensor]:
+    cfg = CameraConfig(blur_model=kind, blur_kernel=kernel, blur_radius=radius)
+    blur = make_blur(cfg, n_frames=10, pixel_size=2 / 64)
     xyt = torch.rand(200, 3) * 2 - 1
     return blur, xyt
 
 
-def test_blur_initial_psf_is_nearly_a_delta() -> None:
-    blur, xyt = blur_setup()
-    positions, weights = blur(xyt)
-    assert positions.shape == (200, 9, 2) and weights.shape == (200, 9)
+def test_patch_blur_initial_psf_is_nearly_a_delta() -> None:
+    blur, xyt = blur_setup("patch")
+    offsets_model, weights = blur(xyt)
+    assert offsets_model.shape == (200, 9, 2) and weights.shape == (200, 9)
     assert (weights[:, 4] > 0.9).all()
-    assert torch.allclose(positions[:, 4], xyt[:, :2], atol=1e-6)
+    assert torch.allclose(offsets_model[:, 4], torch.zeros(200, 2), atol=1e-6)
     offsets = blur.offsets_px(xyt)
     spacing, radius = blur.grid_px[5, 0].item(), blur.radius  # the regular grid, squashed into the disc
     expected = torch.full((200, 4), radius * math.tanh(spacing / radius))
     assert torch.allclose(offsets.norm(dim=-1)[:, [1, 3, 5, 7]], expected, atol=0.05)
-    (positions.sum() + weights[:, 0].sum()).backward()
+    (offsets_model.sum() + weights[:, 0].sum()).backward()
     grads = [p.grad for p in blur.parameters() if p.grad is not None]
     assert grads and all(torch.isfinite(g).all() for g in grads)
 
 
-def test_blur_weights_normalised_and_samples_bounded_with_wild_networks() -> None:
-    blur, xyt = blur_setup(kernel=5, radius=2.5)
+def test_path_blur_starts_short_and_passes_through_the_pixel_at_mid_exposure() -> None:
+    blur, xyt = blur_setup("path")
+    offsets, weights = blur.offsets_px(xyt), blur(xyt)[1]
+    assert torch.allclose(weights, torch.full((200, 9), 1 / 9))
+    length = (offsets[:, -1] - offsets[:, 0]).norm(dim=-1)
+    assert torch.allclose(length, torch.full((200,), PATH_INIT_PX), atol=0.02)  # (the disc squash shortens it a little)
+    steps = offsets[:, 1:] - offsets[:, :-1]  # a straight, evenly timed path at first
+    assert torch.allclose(steps, steps[:, :1].expand_as(steps), atol=0.01)
     with torch.no_grad():
         for p in blur.parameters():
             p.normal_(0, 10)
-    positions, weights = blur(xyt)
+    offsets = blur.offsets_px(xyt)
+    assert offsets.norm(dim=-1).max() > 1.0
+    assert torch.equal(offsets[:, 4], torch.zeros(200, 2))
+
+
+@pytest.mark.parametrize("kind", ["patch", "path"])
+def test_blur_weights_normalised_and_samples_bounded_with_wild_networks(kind: str) -> None:
+    blur, xyt = blur_setup(kind, kernel=5, radius=2.5)
+    with torch.no_grad():
+        for p in blur.parameters():
+            p.normal_(0, 10)
+    offsets_model, weights = blur(xyt)
     assert (weights >= 0).all()
     assert torch.allclose(weights.sum(-1), torch.ones(200), atol=1e-5)
     offsets = blur.offsets_px(xyt)
     assert offsets.norm(dim=-1).max() > 1.0  # the networks really moved the samples
     assert (offsets.norm(dim=-1) <= blur.radius + 1e-4).all()
-    from_centre = (positions - xyt[:, None, :2]) / blur.pixel_size
-    assert torch.allclose(from_centre, offsets, atol=1e-3)
+    assert torch.allclose(offsets_model / blur.pixel_size, offsets, atol=1e-3)
+
+
+def test_unknown_blur_model_is_a_clear_error() -> None:
+    with pytest.raises(VidcamError, match="blur_model"):
+        blur_setup("gaussian")
 
 
 def test_camera_runs_in_float32_under_bf16_autocast() -> None:
@@ -330,6 +358,6 @@ def test_camera_runs_in_float32_under_bf16_autocast() -> None:
     reference = tm(log_e, log_t)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         out = tm(log_e.bfloat16(), log_t)
-        positions, weights = blur(xyt)
-    assert out.dtype == torch.float32 and positions.dtype == torch.float32 and weights.dtype == torch.float32
+        offsets, weights = blur(xyt)
+    assert out.dtype == torch.float32 and offsets.dtype == torch.float32 and weights.dtype == torch.float32
     assert torch.allclose(out, reference, atol=1e-2)  # only the bf16 input rounding differs

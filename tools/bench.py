@@ -53,7 +53,7 @@ from make_synthetic import make_blur_clip, make_hdr_clip, sidecar_paths, write_c
 STAGES = ("decode", "flow", "train", "render", "encode")
 UNCAPPED_STEPS = "train.steps=1000000"
 CHILD_FLAG = "--baseline-child"  # internal: run one baseline in this (child) process
-CUDA_REPORT_KEY = "cuda_max_memory_allocated"  # bytes, if a future report.json carries it
+CUDA_REPORT_KEY = "cuda_max_memory_allocated"  # bytes; report.json has it for runs on CUDA
 
 # Baselines per clip kind: (key used by the child, name in the table). The last one is the
 # reference that the time ratio is taken against.

@@ -92,9 +92,10 @@ class CameraConfig:
     learn_exposure: bool | None = None  # None: learn unless exposures were given
     exposure_bound_ev: float = 3.0
     blur: bool | None = None  # None: on in deblur mode, off in HDR mode
-    blur_kernel: int = 3  # n: an n x n patch of samples
+    blur_model: str = "path"  # path: n*n samples along a camera path | patch: n x n free offsets + softmax weights (the paper's)
+    blur_kernel: int = 3  # n: n*n samples per pixel
     blur_radius: float = 5.0  # s: samples stay within s pixels of the centre
-    blur_spacing: float = 2.0  # pixels between neighbours of the regular n x n grid the offsets start from
+    blur_spacing: float = 2.0  # patch: pixels between neighbours of the regular n x n grid the offsets start from
     blur_net: NetConfig = field(
         default_factory=lambda: NetConfig(
             EncodingConfig(kind="hashgrid", levels=4, base_resolution=2, max_resolution=16), 64, 4
@@ -131,6 +132,12 @@ class TrainConfig:
     warmup_steps: int = 100
     lr_final_fraction: float = 0.05
     bootstrap_steps: int = 200  # mappings to identity / global motion, alpha to its init
+    # Deblur: pixels are drawn mostly from the sharpest frames at first, so the atlas learns the
+    # sharp texture and blurred frames have to be explained by their kernels; the bias fades
+    # to uniform sampling over this fraction of training (0 turns it off).
+    sharp_first: float = 0.3
+    sharp_power: float = 2.0  # frame weight = (sharpness / sharpest nearby) ** power
+    sharp_window: int = 5  # "nearby": this many frames either side
     checkpoint_minutes: float = 5.0
     time_budget: float | None = None  # seconds of training; None runs all steps
     seed: int = 0

@@ -18,11 +18,18 @@ from vidcam.config import Config, load_config, save_config
 from vidcam.errors import VidcamError
 from vidcam.export import write_run_outputs
 from vidcam.exposure import estimate_exposures, parse_exposures
-from vidcam.flow import choose_backend, compute_flows, dominant_motion, foreground_from_motion, region_motion
+from vidcam.flow import (
+    choose_backend,
+    compute_flows,
+    dominant_motion,
+    foreground_from_motion,
+    region_motion,
+)
 from vidcam.io.images import read_png
 from vidcam.io.video import Clip, read_video
 from vidcam.models.model import ClipShape, VidcamModel
 from vidcam.models.scene import chain_to_reference
+from vidcam.sharpness import frame_sharpness, sharp_frame_weights
 from vidcam.training.checkpoint import CHECKPOINT_NAME
 from vidcam.training.data import ClipData
 from vidcam.training.trainer import Trainer
@@ -168,7 +175,10 @@ def enhance(input_path: Path, outdir: Path | None, cfg: Config, resume: bool = F
     torch.manual_seed(cfg.train.seed)  # network initialisation: a run is repeatable
     shape = ClipShape(clip.n_frames, clip.height, clip.width, blur)
     model = VidcamModel(cfg, shape, log_exposure, initial_motions(cfg, flows, foreground)).to(device)
-    data = ClipData(clip.frames, flows, device, foreground, cfg.train.seed)
+    frame_weights = None
+    if blur and cfg.train.sharp_first > 0:
+        frame_weights = sharp_frame_weights(frame_sharpness(frames_float), cfg.train.sharp_window, cfg.train.sharp_power)
+    data = ClipData(clip.frames, flows, device, foreground, cfg.train.seed, frame_weights)
     trainer = Trainer(cfg, model, data, outdir / CHECKPOINT_NAME)
     with timer.stage("train"):
         history = trainer.fit(resume)
@@ -191,6 +201,8 @@ def enhance(input_path: Path, outdir: Path | None, cfg: Config, resume: bool = F
         "samples_per_second": trainer.step * cfg.train.batch_size / max(trainer.elapsed, 1e-9),
         "final_losses": history[-1] if history else {},
     }
+    if device.type == "cuda":
+        report["cuda_max_memory_allocated"] = torch.cuda.max_memory_allocated(device)
     # the source's audio starts at its first frame: only an untrimmed start keeps it in sync
     audio = input_path if clip.info.has_audio and cfg.io.start_frame == 0 else None
     write_run_outputs(outdir, model, clip, cfg, history, trainer.z_range, report, timer, audio)

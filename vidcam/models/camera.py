@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from vidcam.config import CameraConfig
+from vidcam.errors import VidcamError
 from vidcam.models.encodings import EncodedMLP
 
 _EPS = 1e-12  # keeps the radial squash differentiable at an offset of exactly zero (px^2)
@@ -137,33 +138,66 @@ class Exposures(nn.Module):
 
 
 FRAME_LOGIT_SCALE = 10.0  # per-frame blending logits learn this many times faster than their raw values
+PATH_DEGREE = 3  # camera path within an exposure: a cubic in time through the pixel at mid-exposure
+PATH_INIT_PX = 1.0  # initial path length: a zero-length path has no gradient towards blur
 
 
 class BlurGenerator(nn.Module):
-    """A spatially and temporally varying PSF as ``n x n`` weighted sample positions per pixel.
+    """A spatially and temporally varying PSF: ``K`` weighted sample offsets (pixels) per pixel.
 
-    From the pixel centre ``(x_n, y_n, t_n)`` an offset network predicts a 2-D offset (pixels)
-    for each sample of the regular ``n x n`` grid (``cfg.blur_spacing`` px apart, centred); every sample is squashed
-    radially into a disc of radius ``s`` px: ``p -> p * s tanh(|p|/s) / |p|``. A weight network
-    predicts the ``n*n`` blending logits (softmax). At initialisation the offsets are zero and the
-    logits put ``centre_weight`` on the centre sample, so the PSF starts as (nearly) a delta.
+    Blurry irradiance at a pixel is ``sum_k w_k r(p + offset_k)``. Subclasses predict the raw
+    offsets and the weights from the pixel centre ``(x_n, y_n, t_n)``; every offset is squashed
+    radially into the disc of radius ``s`` px: ``p -> p * s tanh(|p|/s) / |p|``. Camera shake
+    changes abruptly from frame to frame (a sharp frame next to a blurred one), which the coarse
+    time resolution of the networks' encodings cannot follow: per-frame terms carry each frame's
+    overall PSF and the networks its variation across the frame.
+    """
+
+    def __init__(self, cfg: CameraConfig, n_frames: int, pixel_size: float):
+        super().__init__()
+        self.samples = cfg.blur_kernel**2
+        self.radius = cfg.blur_radius
+        self.pixel_size = pixel_size
+        self.n_frames = n_frames
+
+    def frame_index(self, xyt: Tensor) -> Tensor:
+        """The frame of each point, from its model time ``t_n`` in [-1, 1]."""
+        return ((xyt[:, 2].float() + 1) * 0.5 * (self.n_frames - 1)).round().long().clamp(0, self.n_frames - 1)
+
+    def raw_offsets_px(self, xyt: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def weights(self, xyt: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def offsets_px(self, xyt: Tensor) -> Tensor:
+        """Sample offsets from the pixel centre in pixels, ``[B, K, 2]``, each within ``radius``."""
+        p = self.raw_offsets_px(xyt)
+        r = torch.sqrt(p.square().sum(-1, keepdim=True) + _EPS)
+        return p * (self.radius * torch.tanh(r / self.radius) / r)
+
+    def forward(self, xyt: Tensor) -> tuple[Tensor, Tensor]:
+        """Sample offsets ``[B, K, 2]`` in model units and their weights ``[B, K]`` (sum 1)."""
+        return self.offsets_px(xyt) * self.pixel_size, self.weights(xyt)
+
+
+class PatchBlur(BlurGenerator):
+    """The PSF of Huang et al.: an ``n x n`` patch of free sample offsets with softmax weights.
+
+    An offset network predicts a 2-D offset for each sample of the regular ``n x n`` grid
+    (``cfg.blur_spacing`` px apart, centred) and a weight network the ``n*n`` blending logits.
+    At initialisation the offsets are zero and the logits put ``centre_weight`` on the centre
+    sample, so the PSF starts as (nearly) a delta.
     """
 
     def __init__(self, cfg: CameraConfig, n_frames: int, pixel_size: float, centre_weight: float = 0.95):
-        super().__init__()
+        super().__init__(cfg, n_frames, pixel_size)
         n = cfg.blur_kernel
-        self.samples = n * n
-        self.radius = cfg.blur_radius
-        self.pixel_size = pixel_size
         ticks = (torch.arange(n, dtype=torch.float32) - (n - 1) / 2) * cfg.blur_spacing
         gy, gx = torch.meshgrid(ticks, ticks, indexing="ij")
         self.register_buffer("grid_px", torch.stack([gx, gy], dim=-1).reshape(-1, 2), persistent=False)  # [n*n, 2]
         self.offset_net = EncodedMLP(3, 2 * self.samples, cfg.blur_net, n_frames, zero_last=True)
         self.weight_net = EncodedMLP(3, self.samples, cfg.blur_net, n_frames, zero_last=True)
-        # Camera shake changes abruptly from frame to frame (a sharp frame next to a blurred one),
-        # which coarse time resolution of the networks' encodings cannot follow: per-frame terms
-        # carry each frame's overall PSF and the networks its variation across the frame.
-        self.n_frames = n_frames
         self.frame_offsets = nn.Parameter(torch.zeros(n_frames, self.samples, 2))
         self.frame_logits = nn.Parameter(torch.zeros(n_frames, self.samples))
         if self.samples > 1:
@@ -172,21 +206,50 @@ class BlurGenerator(nn.Module):
             with torch.no_grad():
                 self.weight_net.mlp.last.bias[self.samples // 2] = centre_logit
 
-    def frame_index(self, xyt: Tensor) -> Tensor:
-        """The frame of each point, from its model time ``t_n`` in [-1, 1]."""
-        return ((xyt[:, 2].float() + 1) * 0.5 * (self.n_frames - 1)).round().long().clamp(0, self.n_frames - 1)
-
-    def offsets_px(self, xyt: Tensor) -> Tensor:
-        """Sample offsets from the pixel centre in pixels, ``[B, n*n, 2]``, each within ``radius``."""
+    def raw_offsets_px(self, xyt: Tensor) -> Tensor:
         learned = self.offset_net(xyt).float().reshape(-1, self.samples, 2) + self.frame_offsets[self.frame_index(xyt)]
         # Scaled by the radius so that an optimizer step moves samples by a useful fraction of a pixel.
-        p = self.grid_px + self.radius * learned
-        r = torch.sqrt(p.square().sum(-1, keepdim=True) + _EPS)
-        return p * (self.radius * torch.tanh(r / self.radius) / r)
+        return self.grid_px + self.radius * learned
 
-    def forward(self, xyt: Tensor) -> tuple[Tensor, Tensor]:
-        """Absolute sample positions ``[B, n*n, 2]`` (model x_n, y_n) and their weights ``[B, n*n]`` (sum 1)."""
-        positions = xyt[:, None, :2].float() + self.offsets_px(xyt) * self.pixel_size
+    def weights(self, xyt: Tensor) -> Tensor:
         logits = self.weight_net(xyt).float() + FRAME_LOGIT_SCALE * self.frame_logits[self.frame_index(xyt)]
-        weights = torch.softmax(logits, dim=-1)
-        return positions, weights
+        return torch.softmax(logits, dim=-1)
+
+
+class PathBlur(BlurGenerator):
+    """Camera shake as a path: ``K = n*n`` equally weighted samples at evenly spaced instants
+    ``tau`` in [-1/2, 1/2] of the exposure, at ``p(tau) = s * sum_j c_j (2 tau)^j`` (j = 1..3).
+
+    ``p(0) = 0``: the sharp frame is the scene at mid-exposure, where the pixel itself looks; with
+    free offsets and weights (``PatchBlur``) it may settle anywhere under the blur (e.g. its
+    centroid, which a curved path leaves). Six numbers per pixel instead of ``3 n^2`` are also
+    quicker to learn. The coefficients ``c_j`` (endpoint displacement in radii) come from a
+    network plus a per-frame term, which starts as a short path in a random direction: at
+    exactly zero length the loss has no gradient towards lengthening it.
+    """
+
+    def __init__(self, cfg: CameraConfig, n_frames: int, pixel_size: float):
+        super().__init__(cfg, n_frames, pixel_size)
+        self.register_buffer("powers", (torch.linspace(-1, 1, self.samples)[:, None] ** torch.arange(1, PATH_DEGREE + 1)).float(), persistent=False)  # [K, degree] of 2 tau
+        self.coefficient_net = EncodedMLP(3, 2 * PATH_DEGREE, cfg.blur_net, n_frames, zero_last=True)
+        angle = torch.rand(n_frames) * 2 * math.pi
+        start = torch.zeros(n_frames, PATH_DEGREE, 2)
+        start[:, 0] = (PATH_INIT_PX / 2 / cfg.blur_radius) * torch.stack([angle.cos(), angle.sin()], dim=-1)
+        self.frame_coefficients = nn.Parameter(start)
+
+    def raw_offsets_px(self, xyt: Tensor) -> Tensor:
+        coefficients = self.coefficient_net(xyt).float().reshape(-1, PATH_DEGREE, 2)
+        coefficients = coefficients + self.frame_coefficients[self.frame_index(xyt)]
+        return self.radius * torch.einsum("kj,bjc->bkc", self.powers, coefficients)
+
+    def weights(self, xyt: Tensor) -> Tensor:
+        return xyt.new_full((xyt.shape[0], self.samples), 1.0 / self.samples, dtype=torch.float32)
+
+
+BLUR_MODELS = {"patch": PatchBlur, "path": PathBlur}
+
+
+def make_blur(cfg: CameraConfig, n_frames: int, pixel_size: float) -> BlurGenerator:
+    if cfg.blur_model not in BLUR_MODELS:
+        raise VidcamError(f"unknown camera.blur_model '{cfg.blur_model}' ({' or '.join(BLUR_MODELS)})")
+    return BLUR_MODELS[cfg.blur_model](cfg, n_frames, pixel_size)

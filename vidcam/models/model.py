@@ -9,7 +9,7 @@ import torch
 from torch import Tensor, nn
 
 from vidcam.config import Config
-from vidcam.models.camera import BlurGenerator, Exposures, ToneMapper
+from vidcam.models.camera import Exposures, ToneMapper, make_blur
 from vidcam.models.scene import Frame, LayeredScene
 
 LOG_FLOOR = 1e-8  # irradiance floor before taking logs
@@ -43,7 +43,7 @@ class VidcamModel(nn.Module):
             log_exposure = np.zeros(shape.n_frames)
         learn = cfg.camera.learn_exposure if cfg.camera.learn_exposure is not None else True
         self.exposures = Exposures(log_exposure, learn, cfg.camera.exposure_bound_ev)
-        self.blur = BlurGenerator(cfg.camera, shape.n_frames, self.frame.pixel_size) if shape.blur else None
+        self.blur = make_blur(cfg.camera, shape.n_frames, self.frame.pixel_size) if shape.blur else None
 
     def irradiance(self, xy: Tensor, t: Tensor) -> Tensor:
         """Sharp scene irradiance [B,3]: what is rendered once the camera is dropped."""
@@ -55,8 +55,8 @@ class VidcamModel(nn.Module):
             out = self.scene(xy, t)
             recorded_irradiance = out["irradiance"]
         else:
-            positions, weights = self.blur(torch.cat([xy, self.frame.time(t)[:, None]], dim=1))
-            out = self.scene(xy, t, positions - xy[:, None])
+            offsets, weights = self.blur(torch.cat([xy, self.frame.time(t)[:, None]], dim=1))
+            out = self.scene(xy, t, offsets)
             recorded_irradiance = (weights[..., None].float() * out["irradiance"]).sum(1)
         log_irradiance = recorded_irradiance.clamp_min(LOG_FLOOR).log()
         out["log_irradiance"] = log_irradiance

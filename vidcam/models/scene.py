@@ -52,9 +52,10 @@ class Frame:
 
 
 def _project(h: Tensor, xy: Tensor) -> Tensor:
-    """Apply homographies h [B,3,3] to points xy [B,2]."""
-    xyw = torch.einsum("bij,bj->bi", h, torch.cat([xy, torch.ones_like(xy[:, :1])], dim=1))
-    return xyw[:, :2] / xyw[:, 2:].clamp_min(1e-6)
+    """Apply homographies h [B,3,3] to points xy [B,2], or each h to its K points xy [B,K,2]."""
+    xyw = torch.cat([xy, torch.ones_like(xy[..., :1])], dim=-1)
+    xyw = torch.einsum("bij,bj->bi", h, xyw) if xy.dim() == 2 else torch.einsum("bij,bkj->bki", h, xyw)
+    return xyw[..., :2] / xyw[..., 2:].clamp_min(1e-6)
 
 
 class LayerMapping(nn.Module):
@@ -67,12 +68,13 @@ class LayerMapping(nn.Module):
         self.residual = EncodedMLP(3, 2, cfg.deformation, n_frames=n_frames, zero_last=True)
         self.residual_scale = cfg.residual_scale
 
-    def global_part(self, xy: Tensor, t_index: Tensor) -> Tensor:
+    def homography(self, t_index: Tensor) -> Tensor:
+        """[B,3,3]: the global part of the mapping for frames t_index [B]."""
         h = self.base[t_index]
         if self.correction is not None:
-            d = torch.cat([self.correction[t_index], torch.zeros_like(t_index, dtype=xy.dtype)[:, None]], dim=1)
-            h = h @ (torch.eye(3, device=xy.device) + d.view(-1, 3, 3))
-        return _project(h, xy)
+            d = torch.cat([self.correction[t_index], h.new_zeros(t_index.shape[0], 1)], dim=1)
+            h = h @ (torch.eye(3, device=h.device) + d.view(-1, 3, 3))
+        return h
 
     def residual_part(self, xyt: Tensor) -> Tensor:
         return self.residual_scale * torch.tanh(self.residual(xyt).float())
@@ -86,12 +88,11 @@ class LayerMapping(nn.Module):
         evaluated per sample."""
         xyt = torch.cat([xy, t[:, None]], dim=1).clamp(-1, 1)
         residual = self.residual_part(xyt)
-        centre = self.global_part(xy, t_index) + residual
+        h = self.homography(t_index)
+        centre = _project(h, xy) + residual
         if offsets is None:
             return centre, None
-        k = offsets.shape[1]
-        shifted = (xy[:, None] + offsets).reshape(-1, 2)
-        return centre, self.global_part(shifted, t_index.repeat_interleave(k)).view(-1, k, 2) + residual[:, None]
+        return centre, _project(h, xy[:, None] + offsets) + residual[:, None]
 
 
 class LayeredScene(nn.Module):

@@ -42,7 +42,9 @@ class ClipData:
         device: torch.device,
         foreground: np.ndarray | None = None,
         seed: int = 0,
+        frame_weights: np.ndarray | None = None,
     ):
+        """``frame_weights`` [N]: how strongly ``pixels`` may favour each frame (see ``favour``)."""
         self.device = device
         self.frame = Frame(*frames.shape[:3])
         self.scale = float(np.iinfo(frames.dtype).max) if frames.dtype != np.float32 else 1.0
@@ -50,6 +52,16 @@ class ClipData:
         self.foreground = torch.from_numpy(foreground.astype(np.float16)).to(device) if foreground is not None else None
         self.flows = [self._flow_tensors(pair) for pair in flows.values()]
         self.generator = torch.Generator(device=device).manual_seed(seed)
+        self.frame_weights = torch.as_tensor(frame_weights, dtype=torch.float32, device=device) if frame_weights is not None else None
+        self.frame_probabilities: Tensor | None = None  # None: every frame equally likely
+
+    def favour(self, strength: float) -> None:
+        """Draw frames with probability ``(1 - strength) / N + strength * w_t / sum(w)``."""
+        if self.frame_weights is None or strength <= 0:
+            self.frame_probabilities = None
+            return
+        uniform = torch.full_like(self.frame_weights, 1.0 / len(self.frame_weights))
+        self.frame_probabilities = (1 - strength) * uniform + strength * self.frame_weights / self.frame_weights.sum()
 
     def _flow_tensors(self, pair: FlowPair) -> dict[str, object]:
         def put(array: np.ndarray, dtype: torch.dtype) -> Tensor:
@@ -73,7 +85,11 @@ class ClipData:
 
     def pixels(self, size: int) -> PixelBatch:
         n, h, w = self.frames.shape[:3]
-        t, y, x = self._randint(n, size), self._randint(h, size), self._randint(w, size)
+        if self.frame_probabilities is None:
+            t = self._randint(n, size)
+        else:
+            t = torch.multinomial(self.frame_probabilities, size, replacement=True, generator=self.generator)
+        y, x = self._randint(h, size), self._randint(w, size)
         rgb = self.frames[t, y, x].float() / self.scale
         mask = self.foreground[t, y, x].float() if self.foreground is not None else None
         return PixelBatch(t, self._centres(x, y), rgb, mask)

@@ -23,6 +23,7 @@ from vidcam.training.data import ClipData
 MONOTONIC_MARGIN = 1.0  # the response is kept monotone this far (log units) beyond the data
 RIGIDITY_FLOOR = 0.1  # rigidity fades to this fraction of its weight (loss.rigidity_decay)
 STEP_SCHEDULE = ((0.8, 0.1), (0.5, 0.3))  # lr_schedule "step": (progress past, lr factor)
+PROGRESS_TICKS = 1000  # resolution of the progress bar
 
 
 class Interrupted(VidcamError):
@@ -165,6 +166,7 @@ class Trainer:
         progress = self.progress()
         weights = self.loss_weights(progress)
         factor = self.lr_factor(progress)
+        self.data.favour(linear_decay(1.0, progress, self.cfg.train.sharp_first))
         for group in self.optimizer.param_groups:
             group["lr"] = group["base_lr"] * factor
         terms = self.loss_terms(weights)
@@ -200,7 +202,15 @@ class Trainer:
             self.bootstrap()
         tc = self.cfg.train
         last_save = time.monotonic()
-        bar = tqdm(total=tc.steps, initial=self.step, desc="train", file=sys.stderr, dynamic_ncols=True)
+        # The bar counts progress (steps or time budget, whichever ends training first), so its ETA holds for both.
+        bar = tqdm(
+            total=PROGRESS_TICKS,
+            initial=round(self.progress() * PROGRESS_TICKS),
+            desc="train",
+            file=sys.stderr,
+            dynamic_ncols=True,
+            bar_format="{l_bar}{bar}| {elapsed}<{remaining}{postfix}",
+        )
         try:
             while not self.finished():
                 started = time.perf_counter()
@@ -208,7 +218,7 @@ class Trainer:
                 if self.step % tc.log_every == 0 or self.finished():
                     self._log(terms, bar)
                 self.elapsed += time.perf_counter() - started
-                bar.update(1)
+                bar.update(round(self.progress() * PROGRESS_TICKS) - bar.n)
                 if time.monotonic() - last_save > tc.checkpoint_minutes * 60:
                     self.save()
                     last_save = time.monotonic()
@@ -227,4 +237,4 @@ class Trainer:
         values["psnr"] = -10 * math.log10(max(values["color"], 1e-12))
         values.update(step=self.step, seconds=self.elapsed)
         self.history.append(values)
-        bar.set_postfix(loss=f"{values['total']:.4g}", psnr=f"{values['psnr']:.2f}")
+        bar.set_postfix(step=self.step, loss=f"{values['total']:.4g}", psnr=f"{values['psnr']:.2f}")
