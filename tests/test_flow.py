@@ -415,6 +415,17 @@ def test_dominant_motion_fits_the_camera_and_scores_the_object():
     assert scores[:, :15].max() < 1e-2
 
 
+def test_region_motion_on_regions_larger_than_the_ransac_sample():
+    """Regions with more pixels than RANSAC is fed are strided: the fit must still work."""
+    pair = _pan_with_square(size=(150, 200), square=((5, 145), (5, 195)), motion=(-4.0, 1.5))[1]
+    regions = np.zeros((5, 150, 200), bool)
+    regions[:, 5:145, 5:195] = True
+    assert regions[0].sum() >= 2 * flow.RANSAC_MAX_SAMPLES
+    motions = flow.region_motion(pair, regions)
+    expected = np.array([[1, 0, -4.0], [0, 1, 1.5], [0, 0, 1]])
+    np.testing.assert_allclose(motions, np.broadcast_to(expected, (4, 3, 3)), atol=1e-3)
+
+
 def test_foreground_from_motion_marks_the_moving_square():
     mask = flow.foreground_from_motion(_pan_with_square())
     assert mask.shape == (5, 60, 80) and mask.dtype == np.float32

@@ -84,13 +84,14 @@ def _log(message: str) -> None:
 # --------------------------------------------------------------------------- backend choice
 
 
-def choose_backend(cfg: FlowConfig) -> tuple[str, str]:
-    """("raft" | "dis", why). auto: RAFT when weights can be had, else DIS with a note on stderr."""
-    backend = _resolve_backend(cfg)
+def choose_backend(cfg: FlowConfig, announce: bool = True) -> tuple[str, str]:
+    """("raft" | "dis", why). auto: RAFT when weights can be had, else DIS, with a note on
+    stderr saying where weights go (``announce``; ``compute_flows`` announces its own choice)."""
+    backend = _resolve_backend(cfg, announce)
     return backend.name, backend.reason
 
 
-def _resolve_backend(cfg: FlowConfig) -> _Backend:
+def _resolve_backend(cfg: FlowConfig, announce: bool = True) -> _Backend:
     if cfg.backend not in BACKENDS:
         raise VidcamError(f"flow.backend must be one of {', '.join(BACKENDS)}, got '{cfg.backend}'")
     if cfg.backend == "dis":
@@ -101,7 +102,8 @@ def _resolve_backend(cfg: FlowConfig) -> _Backend:
     hint = raft_weights.where_to_put_weights(cfg.raft_model)
     if cfg.backend == "raft":
         raise VidcamError(f"flow.backend is raft but no RAFT weights are available: {hint}")
-    _log(f"flow: no RAFT weights available, falling back to DIS flow (less accurate); for RAFT, {hint}")
+    if announce:
+        _log(f"flow: no RAFT weights available, falling back to DIS flow (less accurate); for RAFT, {hint}")
     return _Backend("dis", "no RAFT weights available")
 
 
@@ -551,10 +553,10 @@ def region_motion(pair: FlowPair, regions: np.ndarray, ransac_px: float = RANSAC
         inside = regions[t] & pair.valid_forward[t]
         if inside.sum() < MIN_HOMOGRAPHY_SAMPLES:
             continue
-        src = points[inside]
-        stride = max(1, len(src) // RANSAC_MAX_SAMPLES)
-        src = src[::stride]
-        affine, _ = cv2.estimateAffinePartial2D(src, src + pair.forward[t][inside][::stride], None, cv2.RANSAC, ransac_px)
+        stride = max(1, int(inside.sum()) // RANSAC_MAX_SAMPLES)
+        src = np.ascontiguousarray(points[inside][::stride])  # OpenCV rejects strided views
+        dst = src + pair.forward[t][inside][::stride]
+        affine, _ = cv2.estimateAffinePartial2D(src, dst, None, cv2.RANSAC, ransac_px)
         if affine is not None:
             motions[t, :2] = affine
     return motions
@@ -573,10 +575,10 @@ def _apply_homography(homography: np.ndarray, points: np.ndarray) -> np.ndarray:
 def _fit_homography(points: np.ndarray, flow: np.ndarray, valid: np.ndarray, ransac_px: float) -> np.ndarray:
     """RANSAC homography on (evenly strided) valid samples; median translation if that fails."""
     mask = valid if valid.sum() >= MIN_HOMOGRAPHY_SAMPLES else np.ones_like(valid)
-    src = points[mask]
-    dst = src + flow[mask]
-    stride = max(1, len(src) // RANSAC_MAX_SAMPLES)
-    homography, _ = cv2.findHomography(src[::stride], dst[::stride], cv2.RANSAC, ransac_px)
+    stride = max(1, int(mask.sum()) // RANSAC_MAX_SAMPLES)
+    src = np.ascontiguousarray(points[mask][::stride])  # OpenCV rejects strided views
+    dst = src + flow[mask][::stride]
+    homography, _ = cv2.findHomography(src, dst, cv2.RANSAC, ransac_px)
     if homography is None:
         homography = np.eye(3)
         homography[:2, 2] = np.median(flow[mask], axis=0)

@@ -163,7 +163,7 @@ def enhance(input_path: Path, outdir: Path | None, cfg: Config, resume: bool = F
     if not resume:
         save_config(cfg, outdir / CONFIG_NAME)
 
-    backend, reason = choose_backend(cfg.flow)
+    backend, reason = choose_backend(cfg.flow, announce=False)  # compute_flows tells the user
     with timer.stage("flow"):
         flows = compute_flows(
             frames_float, cfg.flow, device, np.exp(log_exposure) if mode == "hdr" else None, outdir / "cache"

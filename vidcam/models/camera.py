@@ -230,7 +230,8 @@ class PathBlur(BlurGenerator):
 
     def __init__(self, cfg: CameraConfig, n_frames: int, pixel_size: float):
         super().__init__(cfg, n_frames, pixel_size)
-        self.register_buffer("powers", (torch.linspace(-1, 1, self.samples)[:, None] ** torch.arange(1, PATH_DEGREE + 1)).float(), persistent=False)  # [K, degree] of 2 tau
+        two_tau = torch.linspace(-1, 1, self.samples) if self.samples > 1 else torch.zeros(1)
+        self.register_buffer("powers", two_tau[:, None] ** torch.arange(1, PATH_DEGREE + 1), persistent=False)  # [K, degree]
         self.coefficient_net = EncodedMLP(3, 2 * PATH_DEGREE, cfg.blur_net, n_frames, zero_last=True)
         angle = torch.rand(n_frames) * 2 * math.pi
         start = torch.zeros(n_frames, PATH_DEGREE, 2)
