@@ -92,6 +92,13 @@ def test_unknown_setting(capsys, tmp_path, tiny_hdr_clip):
     assert_one_line_error(code, err, "train.stepz")
 
 
+def test_setting_outside_its_choices_fails_before_any_work(capsys, tmp_path, tiny_hdr_clip):
+    outdir = tmp_path / "run"
+    code, _, err = run_cli(capsys, "enhance", tiny_hdr_clip[0], "-o", outdir, "--set", "camera.blur_model=gaussian")
+    assert_one_line_error(code, err, "camera.blur_model", "path, patch", "gaussian")
+    assert not outdir.exists()
+
+
 def test_audio_only_file(capsys, tmp_path):
     import av
 

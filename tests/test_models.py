@@ -9,7 +9,6 @@ import pytest
 import torch
 
 from vidcam.config import CameraConfig, EncodingConfig, NetConfig
-from vidcam.errors import VidcamError
 from vidcam.models.camera import (
     PATH_INIT_PX,
     BlurGenerator,
@@ -344,11 +343,6 @@ def test_blur_weights_normalised_and_samples_bounded_with_wild_networks(kind: st
     assert offsets.norm(dim=-1).max() > 1.0  # the networks really moved the samples
     assert (offsets.norm(dim=-1) <= blur.radius + 1e-4).all()
     assert torch.allclose(offsets_model / blur.pixel_size, offsets, atol=1e-3)
-
-
-def test_unknown_blur_model_is_a_clear_error() -> None:
-    with pytest.raises(VidcamError, match="blur_model"):
-        blur_setup("gaussian")
 
 
 def test_camera_runs_in_float32_under_bf16_autocast() -> None:

@@ -13,7 +13,7 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 
@@ -29,8 +29,8 @@ class IOConfig:
 
 @dataclass
 class FlowConfig:
-    backend: str = "auto"  # auto | raft | dis
-    raft_model: str = "large"  # large | small
+    backend: Literal["auto", "raft", "dis"] = "auto"
+    raft_model: Literal["large", "small"] = "large"
     raft_checkpoint: str | None = None  # also $VIDCAM_RAFT_CHECKPOINT or the torch hub cache
     raft_iters: int = 12
     max_side: int = 640  # frames are downscaled for flow above this and the flow rescaled
@@ -42,7 +42,7 @@ class FlowConfig:
 
 @dataclass
 class EncodingConfig:
-    kind: str = "hashgrid"  # pe | hashgrid (x,y,t) | densegrid (2-D atlas)
+    kind: Literal["pe", "hashgrid", "densegrid"] = "hashgrid"  # hashgrid: (x,y,t); densegrid: 2-D atlas only
     frequencies: int = 7  # pe
     levels: int = 12  # grids
     features: int = 2  # per level
@@ -92,7 +92,8 @@ class CameraConfig:
     learn_exposure: bool | None = None  # None: learn unless exposures were given
     exposure_bound_ev: float = 3.0
     blur: bool | None = None  # None: on in deblur mode, off in HDR mode
-    blur_model: str = "path"  # path: n*n samples along a camera path | patch: n x n free offsets + softmax weights (the paper's)
+    # path: n*n samples along a camera path | patch: n x n free offsets + softmax weights (the paper's)
+    blur_model: Literal["path", "patch"] = "path"
     blur_kernel: int = 3  # n: n*n samples per pixel
     blur_radius: float = 5.0  # s: samples stay within s pixels of the centre
     blur_spacing: float = 2.0  # patch: pixels between neighbours of the regular n x n grid the offsets start from
@@ -128,7 +129,7 @@ class TrainConfig:
     reg_batch_size: int = 2048
     lr: float = 2e-3
     lr_encoding_scale: float = 5.0  # grids learn faster than MLP weights
-    lr_schedule: str = "cosine"  # cosine | step | constant
+    lr_schedule: Literal["cosine", "step", "constant"] = "cosine"
     warmup_steps: int = 100
     lr_final_fraction: float = 0.05
     bootstrap_steps: int = 200  # mappings to identity / global motion, alpha to its init
@@ -141,14 +142,14 @@ class TrainConfig:
     checkpoint_minutes: float = 5.0
     time_budget: float | None = None  # seconds of training; None runs all steps
     seed: int = 0
-    precision: str = "auto"  # auto (bf16 on CUDA) | fp32 | bf16
+    precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto: bf16 on CUDA
     compile: bool = False
     log_every: int = 25
 
 
 @dataclass
 class RenderConfig:
-    tonemap: str = "auto"  # auto (aces for HDR, camera for deblur) | aces | reinhard | camera
+    tonemap: Literal["auto", "aces", "reinhard", "camera"] = "auto"  # auto: aces for HDR, camera for deblur
     key: float = 0.18  # mid-grey for the SDR operator's auto exposure
     chunk: int = 131072  # pixels per model call at render time
     crf: int = 16  # x264/x265 quality; lower is better
@@ -161,8 +162,8 @@ class RenderConfig:
 
 @dataclass
 class Config:
-    mode: str = "auto"  # auto | hdr | deblur
-    device: str = "auto"  # auto | cpu | cuda
+    mode: Literal["auto", "hdr", "deblur"] = "auto"
+    device: Literal["auto", "cpu", "cuda"] = "auto"
     exposures: str | None = None  # "1,4" cyclic, or one value per frame
     ev: bool = False  # exposures are given in EV (log2) instead of times
     masks: str | None = None  # folder of user foreground masks
@@ -269,6 +270,10 @@ def set_path(cfg: Config, dotted: str, value: Any) -> None:
 def _coerce(value: Any, hint: Any, name: str) -> Any:
     origin = typing.get_origin(hint)
     args = typing.get_args(hint)
+    if origin is Literal:
+        if value not in args:
+            raise VidcamError(f"setting '{name}' must be one of {', '.join(args)}, got {value!r}")
+        return value
     if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in args:
             return None

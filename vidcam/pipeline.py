@@ -103,8 +103,6 @@ def resolve_exposures(cfg: Config, frames: np.ndarray) -> tuple[str, np.ndarray,
         log_exposure, alternating = estimate.log_exposure, estimate.period > 1
         info = {"source": "estimated", "period": estimate.period, "ratio": estimate.ratio}
     mode = cfg.mode if cfg.mode != "auto" else ("hdr" if alternating else "deblur")
-    if mode not in ("hdr", "deblur"):
-        raise VidcamError(f"unknown mode '{cfg.mode}' (auto, hdr or deblur)")
     if mode == "hdr" and not alternating:
         log("HDR mode on a clip whose brightness does not alternate: expect little dynamic range gained")
     return mode, log_exposure, info

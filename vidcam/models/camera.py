@@ -14,7 +14,6 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from vidcam.config import CameraConfig
-from vidcam.errors import VidcamError
 from vidcam.models.encodings import EncodedMLP
 
 _EPS = 1e-12  # keeps the radial squash differentiable at an offset of exactly zero (px^2)
@@ -251,6 +250,5 @@ BLUR_MODELS = {"patch": PatchBlur, "path": PathBlur}
 
 
 def make_blur(cfg: CameraConfig, n_frames: int, pixel_size: float) -> BlurGenerator:
-    if cfg.blur_model not in BLUR_MODELS:
-        raise VidcamError(f"unknown camera.blur_model '{cfg.blur_model}' ({' or '.join(BLUR_MODELS)})")
+    """The PSF model named by ``cfg.blur_model`` (checked when the config is loaded)."""
     return BLUR_MODELS[cfg.blur_model](cfg, n_frames, pixel_size)
