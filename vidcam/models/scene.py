@@ -80,13 +80,12 @@ class LayerMapping(nn.Module):
         return self.residual_scale * torch.tanh(self.residual(xyt).float())
 
     def forward(
-        self, xy: Tensor, t_index: Tensor, t: Tensor, offsets: Tensor | None = None
+        self, xy: Tensor, xyt: Tensor, t_index: Tensor, offsets: Tensor | None = None
     ) -> tuple[Tensor, Tensor | None]:
-        """Atlas coordinates [B,2] of the points and, with ``offsets`` [B,K,2], [B,K,2] of the
-        points shifted by them (else None). The learned residual varies slowly (rigidity), so
-        across a blur kernel it is taken at the centre and only the cheap global part is
-        evaluated per sample."""
-        xyt = torch.cat([xy, t[:, None]], dim=1).clamp(-1, 1)
+        """Atlas coordinates [B,2] of the points xy and, with ``offsets`` [B,K,2], [B,K,2] of the
+        points shifted by them (else None); ``xyt`` is the network input (``LayeredScene.xyt``).
+        The learned residual varies slowly (rigidity), so across a blur kernel it is taken at the
+        centre and only the cheap global part is evaluated per sample."""
         residual = self.residual_part(xyt)
         h = self.homography(t_index)
         centre = _project(h, xy) + residual
@@ -127,14 +126,18 @@ class LayeredScene(nn.Module):
         self.alpha = EncodedMLP(3, cfg.layers - 1, alpha_cfg, n_frames=frame.n_frames) if cfg.layers > 1 else None
 
     def xyt(self, xy: Tensor, t_index: Tensor) -> Tensor:
+        """[B,3] input of the mapping and alpha networks: (x, y, t), clamped to their domain."""
         return torch.cat([xy, self.frame.time(t_index)[:, None]], dim=1).clamp(-1, 1)
 
     def layer_weights(self, xy: Tensor, t_index: Tensor) -> Tensor:
         """[B, L] non-negative weights summing to 1; front layers cover the ones behind."""
+        return self._layer_weights(self.xyt(xy, t_index))
+
+    def _layer_weights(self, xyt: Tensor) -> Tensor:
         if self.alpha is None:
-            return xy.new_ones(xy.shape[0], 1)
-        cover = torch.sigmoid(self.alpha(self.xyt(xy, t_index)).float())  # [B, L-1], layers 1..L-1
-        remaining = xy.new_ones(xy.shape[0])
+            return xyt.new_ones(xyt.shape[0], 1)
+        cover = torch.sigmoid(self.alpha(xyt).float())  # [B, L-1], layers 1..L-1
+        remaining = xyt.new_ones(xyt.shape[0])
         weights = []
         for k in reversed(range(cover.shape[1])):
             weights.append(remaining * cover[:, k])
@@ -144,8 +147,8 @@ class LayeredScene(nn.Module):
 
     def uv(self, xy: Tensor, t_index: Tensor) -> Tensor:
         """[L, B, 2] atlas coordinates of every layer."""
-        t = self.frame.time(t_index)
-        return torch.stack([m(xy, t_index, t)[0] for m in self.mappings])
+        xyt = self.xyt(xy, t_index)
+        return torch.stack([m(xy, xyt, t_index)[0] for m in self.mappings])
 
     def atlas_log_irradiance(self, layer: int, uv: Tensor) -> Tensor:
         return self.atlases[layer](uv.clamp(-1, 1)).float()
@@ -157,11 +160,11 @@ class LayeredScene(nn.Module):
         layer weights taken at xy: a blur kernel's samples share the centre's mapping residual
         and alpha, so each extra sample costs one atlas lookup.
         """
-        t = self.frame.time(t_index)
-        weights = self.layer_weights(xy, t_index)
+        xyt = self.xyt(xy, t_index)
+        weights = self._layer_weights(xyt)
         uv_centre, layer_irradiance = [], []
         for layer, mapping in enumerate(self.mappings):
-            centre, shifted = mapping(xy, t_index, t, offsets)
+            centre, shifted = mapping(xy, xyt, t_index, offsets)
             uv_centre.append(centre)
             uv = centre if shifted is None else shifted
             log_irradiance = self.atlas_log_irradiance(layer, uv.reshape(-1, 2))
