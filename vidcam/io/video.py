@@ -171,19 +171,26 @@ def _stream_fps(stream: av.video.stream.VideoStream) -> Fraction:
     raise VidcamError("cannot determine the frame rate")
 
 
+def _count_packets(path: Path) -> int:
+    """Frames in the video stream, counted from its packets without decoding them (container
+    headers can be wrong; one packet per frame holds for the usual codecs and containers)."""
+    with _open_input(path) as container:
+        stream = _video_stream(container, path)
+        try:
+            return sum(1 for packet in container.demux(stream) if packet.size > 0)
+        except av.FFmpegError as exc:
+            raise VidcamError(f"cannot read {path}: {_reason(exc)}") from None
+
+
 def probe(path: str | Path) -> VideoInfo:
-    """Describe a video; decodes every frame to count them (container counts can be wrong)."""
+    """Describe a video from its first decoded frame and its packet count."""
     path = Path(path)
     with _open_input(path) as container:
         stream = _video_stream(container, path)
-        first: av.VideoFrame | None = None
-        n_frames = 0
-        for frame in _decoded(container, stream, path):
-            if first is None:
-                first = frame
-            n_frames += 1
+        first = next(iter(_decoded(container, stream, path)), None)
         if first is None:
             raise VidcamError(f"{path} has no decodable video frames")
+        n_frames = _count_packets(path)
         rotation = _frame_rotation(first, stream)
         width, height = (first.height, first.width) if rotation % 180 else (first.width, first.height)
         fps = _stream_fps(stream)
