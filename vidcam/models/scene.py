@@ -87,11 +87,14 @@ class LayerMapping(nn.Module):
         The learned residual varies slowly (rigidity), so across a blur kernel it is taken at the
         centre and only the cheap global part is evaluated per sample."""
         residual = self.residual_part(xyt)
-        h = self.homography(t_index)
-        centre = _project(h, xy) + residual
-        if offsets is None:
-            return centre, None
-        return centre, _project(h, xy[:, None] + offsets) + residual[:, None]
+        # Absolute coordinates need float32: under bf16 autocast (8-bit mantissa) the projection
+        # would be off by up to a pixel at 640 px.
+        with torch.autocast(xy.device.type, enabled=False):
+            h = self.homography(t_index)
+            centre = _project(h, xy.float()) + residual
+            if offsets is None:
+                return centre, None
+            return centre, _project(h, xy.float()[:, None] + offsets.float()) + residual[:, None]
 
 
 class LayeredScene(nn.Module):
