@@ -26,6 +26,7 @@ from vidcam.models.encodings import (
     make_encoding,
 )
 from vidcam.models.model import ClipShape, VidcamModel
+from vidcam.training.losses import rigidity_loss
 
 FIT_STEPS = 200
 FIT_LR = 1e-2
@@ -392,3 +393,20 @@ def test_atlas_coordinates_keep_float32_precision_under_bf16_autocast() -> None:
     for ref, out in zip(reference, low):
         assert out.dtype == torch.float32
         assert (out - ref).abs().max() / model.frame.pixel_size < 0.1
+
+
+def test_rigidity_loss_is_float32_under_bf16_autocast() -> None:
+    """Finite differences 2 px apart of bf16 hidden layers were ~20 % noise."""
+    model = VidcamModel(load_config("fast"), ClipShape(10, 360, 640, False))
+    with torch.no_grad():
+        for mapping in model.scene.mappings:
+            for p in mapping.residual.parameters():
+                p.add_(torch.randn_like(p) * 0.02)
+    xy = torch.rand(2048, 2) * 1.8 - 0.9
+    t_index = torch.randint(0, 10, (2048,))
+    step = 2 * model.frame.pixel_size
+    reference = rigidity_loss(model.scene, xy, t_index, step)
+    assert reference > 0
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        low = rigidity_loss(model.scene, xy, t_index, step)
+    torch.testing.assert_close(low, reference, rtol=1e-5, atol=0)
