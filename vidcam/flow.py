@@ -71,7 +71,7 @@ class FlowPair:
 
 
 @dataclass(frozen=True)
-class _Backend:
+class FlowBackend:
     name: str  # raft | dis
     reason: str
     weights: raft_weights.WeightsSource | None = None
@@ -84,27 +84,27 @@ def _log(message: str) -> None:
 # --------------------------------------------------------------------------- backend choice
 
 
-def choose_backend(cfg: FlowConfig, announce: bool = True) -> tuple[str, str]:
-    """("raft" | "dis", why). auto: RAFT when weights can be had, else DIS, with a note on
-    stderr saying where weights go (``announce``; ``compute_flows`` announces its own choice)."""
-    backend = _resolve_backend(cfg, announce)
+def choose_backend(cfg: FlowConfig) -> tuple[str, str]:
+    """("raft" | "dis", why) of ``resolve_backend``."""
+    backend = resolve_backend(cfg)
     return backend.name, backend.reason
 
 
-def _resolve_backend(cfg: FlowConfig, announce: bool = True) -> _Backend:
+def resolve_backend(cfg: FlowConfig) -> FlowBackend:
+    """auto: RAFT when weights can be had (which may probe the network), else DIS with a note on
+    stderr saying where weights go. Resolve once per run and hand it to ``compute_flows``."""
     if cfg.backend not in BACKENDS:
         raise VidcamError(f"flow.backend must be one of {', '.join(BACKENDS)}, got '{cfg.backend}'")
     if cfg.backend == "dis":
-        return _Backend("dis", "flow.backend is dis")
+        return FlowBackend("dis", "flow.backend is dis")
     weights, reason = _find_raft_weights(cfg)
     if weights is not None:
-        return _Backend("raft", reason, weights)
+        return FlowBackend("raft", reason, weights)
     hint = raft_weights.where_to_put_weights(cfg.raft_model)
     if cfg.backend == "raft":
         raise VidcamError(f"flow.backend is raft but no RAFT weights are available: {hint}")
-    if announce:
-        _log(f"flow: no RAFT weights available, falling back to DIS flow (less accurate); for RAFT, {hint}")
-    return _Backend("dis", "no RAFT weights available")
+    _log(f"flow: no RAFT weights available, falling back to DIS flow (less accurate); for RAFT, {hint}")
+    return FlowBackend("dis", "no RAFT weights available")
 
 
 def _find_raft_weights(cfg: FlowConfig) -> tuple[raft_weights.WeightsSource | None, str]:
@@ -126,8 +126,8 @@ def _find_raft_weights(cfg: FlowConfig) -> tuple[raft_weights.WeightsSource | No
 
 
 def _make_estimator(
-    backend: _Backend, cfg: FlowConfig, device: torch.device | str
-) -> tuple[Estimator, _Backend]:
+    backend: FlowBackend, cfg: FlowConfig, device: torch.device | str
+) -> tuple[Estimator, FlowBackend]:
     """The estimator for ``backend`` and the backend it really is: in auto mode torchvision
     weights that fail to load (say, a download cut off) give way to DIS."""
     if backend.name == "dis":
@@ -139,7 +139,7 @@ def _make_estimator(
         message = exc if isinstance(exc, VidcamError) else f"cannot load RAFT weights ({exc})"
         if cfg.backend == "auto" and backend.weights.checkpoint is None:  # a user's file must load
             _log(f"flow: {message}; falling back to DIS flow; for RAFT, {hint}")
-            return dis_estimator(), _Backend("dis", "RAFT weights failed to load")
+            return dis_estimator(), FlowBackend("dis", "RAFT weights failed to load")
         raise VidcamError(f"{message}; {hint}, or set flow.backend: dis") from None
     return raft_estimator(net, cfg.raft_iters, device), backend
 
@@ -289,8 +289,11 @@ def compute_flows(
     exposures: np.ndarray | None = None,
     cache_dir: Path | None = None,
     progress: bool = True,
+    backend: FlowBackend | None = None,
 ) -> dict[int, FlowPair]:
     """Flow for every gap in cfg.gaps, both directions, with validity masks; cached in cache_dir.
+
+    ``backend``: from ``resolve_backend(cfg)``, if the caller already has it (else resolved here).
 
     ``frames``: float32 [N,H,W,3] in [0,1]. ``exposures``: per-frame relative exposure times
     (linear, length N), used to match brightness within a pair when cfg.exposure_match is on.
@@ -300,9 +303,9 @@ def compute_flows(
     frames = _check_frames(frames)
     gaps = _check_gaps(cfg.gaps)
     exposures = _matching_exposures(cfg, _check_exposures(exposures, len(frames)))
-    backend = _resolve_backend(cfg)
+    backend = backend or resolve_backend(cfg)
 
-    def cache_file(used: _Backend) -> Path | None:
+    def cache_file(used: FlowBackend) -> Path | None:
         if cache_dir is None:
             return None
         return Path(cache_dir) / f"flow_{_cache_key(frames, _cache_settings(cfg, used, gaps, exposures))}.npz"
@@ -394,7 +397,7 @@ def _flow_pair(
 
 
 def _cache_settings(
-    cfg: FlowConfig, backend: _Backend, gaps: list[int], exposures: np.ndarray | None
+    cfg: FlowConfig, backend: FlowBackend, gaps: list[int], exposures: np.ndarray | None
 ) -> dict[str, object]:
     """The settings that change the stored flow (and nothing else, so unrelated edits still hit)."""
     settings: dict[str, object] = {

@@ -19,11 +19,11 @@ from vidcam.errors import VidcamError
 from vidcam.export import write_run_outputs
 from vidcam.exposure import estimate_exposures, parse_exposures
 from vidcam.flow import (
-    choose_backend,
     compute_flows,
     dominant_motion,
     foreground_from_motion,
     region_motion,
+    resolve_backend,
 )
 from vidcam.io.images import read_png
 from vidcam.io.video import Clip, read_video
@@ -161,10 +161,15 @@ def enhance(input_path: Path, outdir: Path | None, cfg: Config, resume: bool = F
     if not resume:
         save_config(cfg, outdir / CONFIG_NAME)
 
-    backend, reason = choose_backend(cfg.flow, announce=False)  # compute_flows tells the user
+    backend = resolve_backend(cfg.flow)
     with timer.stage("flow"):
         flows = compute_flows(
-            frames_float, cfg.flow, device, np.exp(log_exposure) if mode == "hdr" else None, outdir / "cache"
+            frames_float,
+            cfg.flow,
+            device,
+            np.exp(log_exposure) if mode == "hdr" else None,
+            outdir / "cache",
+            backend=backend,
         )
     foreground = None
     if cfg.scene.layers > 1:
@@ -189,7 +194,7 @@ def enhance(input_path: Path, outdir: Path | None, cfg: Config, resume: bool = F
         "frames": clip.n_frames,
         "size": [clip.width, clip.height],
         "fps": str(clip.fps),
-        "flow": {"backend": backend, "reason": reason, "gaps": cfg.flow.gaps},
+        "flow": {"backend": backend.name, "reason": backend.reason, "gaps": cfg.flow.gaps},
         "exposures": {
             **exposure_info,
             "initial": np.exp(log_exposure).tolist(),

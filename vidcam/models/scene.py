@@ -90,11 +90,12 @@ class LayerMapping(nn.Module):
         # Absolute coordinates need float32: under bf16 autocast (8-bit mantissa) the projection
         # would be off by up to a pixel at 640 px.
         with torch.autocast(xy.device.type, enabled=False):
+            xy = xy.float()
             h = self.homography(t_index)
-            centre = _project(h, xy.float()) + residual
+            centre = _project(h, xy) + residual
             if offsets is None:
                 return centre, None
-            return centre, _project(h, xy.float()[:, None] + offsets.float()) + residual[:, None]
+            return centre, _project(h, xy[:, None] + offsets.float()) + residual[:, None]
 
 
 class LayeredScene(nn.Module):
