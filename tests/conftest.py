@@ -1,32 +1,54 @@
-"""Shared fixtures: tiny synthetic clips written to disk once per test session."""
+"""Shared fixtures: tiny synthetic clips written to disk once per test session, and the
+settings of a tiny training run."""
 
 from __future__ import annotations
 
-import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO_ROOT / "tools"))
-
-import make_synthetic  # noqa: E402
+from vidcam.config import Config, load_config
+from vidcam.testing import synthetic
 
 TINY = {"n_frames": 6, "height": 36, "width": 64}
+
+# A run that trains in seconds on the CPU: the fast preset with small batches and few pre-fit
+# steps. Tests add their own step counts and sizes on top.
+TINY_TRAINING = {
+    "device": "cpu",
+    "flow.backend": "dis",
+    "train.batch_size": 2048,
+    "train.flow_batch_size": 512,
+    "train.reg_batch_size": 256,
+    "train.log_every": 10,
+    "camera.tone_prefit_steps": 100,
+}
+
+
+@pytest.fixture(scope="session")
+def tiny_config() -> Callable[[dict[str, Any] | None], Config]:
+    """``tiny_config(overrides)``: the fast preset with TINY_TRAINING and ``overrides`` on top."""
+
+    def make(overrides: dict[str, Any] | None = None) -> Config:
+        return load_config("fast", overrides={**TINY_TRAINING, **(overrides or {})})
+
+    return make
 
 
 @pytest.fixture(scope="session")
 def tiny_hdr_clip(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     """A 6-frame 64x36 alternating-exposure clip (mp4 + json sidecar) and its ground truth."""
-    result = make_synthetic.make_hdr_clip(seed=5, **TINY)
+    result = synthetic.make_hdr_clip(seed=5, **TINY)
     path = tmp_path_factory.mktemp("clips") / "tiny_hdr.mp4"
-    make_synthetic.write_clip(result, path)
+    synthetic.write_clip(result, path)
     return path, result
 
 
 @pytest.fixture(scope="session")
 def tiny_blur_clip(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
-    result = make_synthetic.make_blur_clip(seed=5, max_blur_px=4.0, **TINY)
+    result = synthetic.make_blur_clip(seed=5, max_blur_px=4.0, **TINY)
     path = tmp_path_factory.mktemp("clips") / "tiny_blur.mp4"
-    make_synthetic.write_clip(result, path)
+    synthetic.write_clip(result, path)
     return path, result

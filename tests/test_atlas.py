@@ -1,35 +1,31 @@
-"""Atlas export and editing (vidcam/atlas.py) on one tiny run trained once per module."""
+"""Atlas export and editing (vidcam/atlas/) on one tiny run trained once per module."""
 
 import json
 import shutil
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
-
-import make_synthetic as ms  # noqa: E402
-
-from vidcam import atlas  # noqa: E402
-from vidcam.cli import main as cli_main  # noqa: E402
-from vidcam.config import load_config  # noqa: E402
-from vidcam.errors import VidcamError  # noqa: E402
-from vidcam.export import render_clip  # noqa: E402
-from vidcam.io.images import read_exr, read_png, write_png  # noqa: E402
-from vidcam.io.video import read_video  # noqa: E402
-from vidcam.pipeline import enhance  # noqa: E402
-from vidcam.rendering import display_sdr, render_frame, to_uint8  # noqa: E402
+from vidcam import atlas
+from vidcam.atlas.display import DisplayCurve, display_curve
+from vidcam.atlas.edit import edit_texture
+from vidcam.atlas.layout import LAYOUT_NAME, read_layout
+from vidcam.cli import main as cli_main
+from vidcam.config import AtlasConfig
+from vidcam.errors import VidcamError
+from vidcam.io.images import read_exr, read_png, write_png
+from vidcam.io.video import read_video
+from vidcam.pipeline import enhance
+from vidcam.rendering import display_sdr, render_clip, render_frame, through_camera, to_uint8
+from vidcam.run import Run, open_run
+from vidcam.testing import synthetic as ms
 
 N, H, W = 6, 36, 64
-TINY_RUN = {
-    "device": "cpu",
-    "flow.backend": "dis",
+ATLAS_RUN = {
     "train.steps": 300,
     "train.batch_size": 1024,
-    "train.flow_batch_size": 512,
     "train.reg_batch_size": 512,
     "train.bootstrap_steps": 200,
     "camera.tone_prefit_steps": 50,
@@ -53,11 +49,11 @@ def one_thread():
 
 
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory) -> Path:
+def run_dir(tmp_path_factory, tiny_config) -> Path:
     folder = tmp_path_factory.mktemp("atlas")
     clip = folder / "clip.mp4"
     ms.write_clip(ms.make_hdr_clip(seed=0, n_frames=N, height=H, width=W), clip)
-    enhance(clip, folder / "run", load_config("fast", overrides=TINY_RUN))
+    enhance(clip, folder / "run", tiny_config(ATLAS_RUN))
     return folder / "run"
 
 
@@ -67,15 +63,15 @@ def exported(run_dir) -> Path:
 
 
 @pytest.fixture(scope="module")
-def run(run_dir, exported) -> atlas.Run:
-    return atlas.open_run(run_dir, "cpu")
+def run(run_dir, exported) -> Run:
+    return open_run(run_dir, "cpu")
 
 
 @pytest.fixture(scope="module")
 def reference(run) -> np.ndarray:
     """The run's enhanced frames, rendered the way vidcam.export does (HDR mode: ACES at hdr_scale)."""
-    assert run.operator == "aces" and run.cfg.mode == "hdr"
-    hdr = render_clip(run.model, run.chunk) * run.report["hdr_scale"]
+    assert run.operator == "aces" and run.plan.mode == "hdr"
+    hdr = render_clip(run.model, run.chunk) * run.report.hdr_scale
     return np.stack([display_sdr(frame, "aces") for frame in hdr]).astype(np.int32)
 
 
@@ -98,7 +94,7 @@ def uv(run) -> np.ndarray:
 
 
 def _layout(exported: Path) -> dict:
-    return json.loads((exported / atlas.LAYOUT_NAME).read_text())
+    return json.loads((exported / LAYOUT_NAME).read_text())
 
 
 def test_export_writes_every_file_at_the_right_size(run, exported):
@@ -128,7 +124,7 @@ def test_atlas_density_matches_the_frames(exported):
 def test_layout_covers_what_the_clip_shows(exported, weights, uv):
     for entry in _layout(exported)["layers"]:
         k = entry["layer"]
-        seen = weights[..., k] > (atlas.BACKGROUND_COVER if k == 0 else atlas.FOREGROUND_COVER)
+        seen = weights[..., k] > (AtlasConfig().background_cover if k == 0 else AtlasConfig().foreground_cover)
         assert entry["covered_fraction"] == pytest.approx(seen.mean(), abs=0.01)
         u0, v0, u1, v1 = entry["box"]
         points = uv[..., k, :][seen]
@@ -145,7 +141,7 @@ def test_edit_lands_where_the_mapping_puts_it(run, exported, reference, weights,
     painted[:, :split] = PAINT if side == "left" else painted[:, :split]
     painted[:, split:] = PAINT if side == "right" else painted[:, split:]
     write_png(tmp_path / "layer0_atlas.png", painted)
-    shutil.copy(exported / atlas.LAYOUT_NAME, tmp_path / atlas.LAYOUT_NAME)
+    shutil.copy(exported / LAYOUT_NAME, tmp_path / LAYOUT_NAME)
     edited = atlas.render_edited(run, 0, tmp_path / "layer0_atlas.png").sdr.astype(np.int32)
     change = np.abs(edited - reference).max(axis=-1)
     u0, _, u1, _ = entry["box"]
@@ -185,7 +181,7 @@ def test_solid_colour_changes_only_the_layer(run, exported, reference, weights, 
     solid = np.empty((*picture.shape[:2], 4), np.uint8)
     solid[..., :3], solid[..., 3] = PAINT, 255
     write_png(tmp_path / "solid.png", solid)
-    shutil.copy(exported / atlas.LAYOUT_NAME, tmp_path / atlas.LAYOUT_NAME)  # atlas.json beside the edit
+    shutil.copy(exported / LAYOUT_NAME, tmp_path / LAYOUT_NAME)  # atlas.json beside the edit
     edited = atlas.render_edited(run, 1, tmp_path / "solid.png").sdr.astype(np.int32)
     change = np.abs(edited - reference).max(axis=-1)
     foreground = weights[..., 1]
@@ -201,22 +197,22 @@ def test_solid_colour_changes_only_the_layer(run, exported, reference, weights, 
 
 
 def test_transparent_or_identical_edits_change_nothing(run, exported):
-    layouts, curve = atlas.read_layout(exported / atlas.LAYOUT_NAME)
+    layouts, curve = read_layout(exported / LAYOUT_NAME)
     curve.tabulate(run.model)
     original = read_png(exported / "layer0_atlas.png")
     rgb = np.broadcast_to(np.array(PAINT) / 255, original.shape)
     clear, opaque = np.zeros((*original.shape[:2], 1)), np.ones((*original.shape[:2], 1))
-    assert not atlas.edit_texture(rgb, clear, original, curve)[3].any()
-    assert not atlas.edit_texture(original / 255, opaque, original, curve)[3].any()
+    assert not edit_texture(rgb, clear, original, curve)[3].any()
+    assert not edit_texture(original / 255, opaque, original, curve)[3].any()
     nudged = np.where(original < 255, original + 1, original - 1)
-    texture = atlas.edit_texture(nudged / 255, opaque, original, curve)
+    texture = edit_texture(nudged / 255, opaque, original, curve)
     assert (texture[3] == 1).all()  # an RGB picture replaces the atlas wherever it differs
     assert np.allclose(texture[:3].transpose(1, 2, 0), np.exp(curve.inverse(nudged / 255)), rtol=1e-5)
 
 
 @pytest.mark.parametrize("kind", ["aces", "camera"])
 def test_display_curve_inverts(run, kind):
-    curve = atlas.display_curve(run) if kind == "aces" else atlas.DisplayCurve("camera", 0.3, -8.0, 8.0)
+    curve = display_curve(run) if kind == "aces" else DisplayCurve("camera", 0.3, -8.0, 8.0)
     curve.tabulate(run.model)
     shown = np.random.default_rng(0).uniform(0.01, 0.99, (1000, 3))
     assert np.abs(curve.forward(curve.inverse(shown)) - shown).max() < 1e-3
@@ -231,16 +227,18 @@ def test_camera_display_round_trips(run_dir, tmp_path):
     """A run shown through its learned camera (the deblur default) exports and edits through the tone curve."""
     copy = tmp_path / "camera_run"
     copy.mkdir()
-    for name in ("checkpoint.pt", "config.yaml"):
-        shutil.copy(run_dir / name, copy / name)
+    shutil.copy(run_dir / "config.yaml", copy / "config.yaml")
+    state = torch.load(run_dir / "checkpoint.pt", weights_only=False)
+    state["plan"]["operator"] = "camera"  # the plan decides how a run is shown
+    torch.save(state, copy / "checkpoint.pt")
     report = json.loads((run_dir / "report.json").read_text())
     report["tonemap"] = "camera"
     report.pop("hdr_scale")
     (copy / "report.json").write_text(json.dumps(report))
     out = atlas.export_atlas(copy, device="cpu")
     assert _layout(out)["display"]["kind"] == "camera"
-    run = atlas.open_run(copy, "cpu")
-    expected = to_uint8(render_clip(run.model, run.chunk, camera=True)).astype(np.int32)
+    run = open_run(copy, "cpu")
+    expected = to_uint8(render_clip(run.model, run.chunk, through_camera(run.model))).astype(np.int32)
     edited = atlas.render_edited(run, 1, out / "layer1_atlas.png").sdr.astype(np.int32)
     assert np.abs(edited - expected).mean() < 0.5
 
@@ -256,7 +254,7 @@ def test_errors_are_clear(run_dir, exported, tmp_path):
         atlas.edit_run(run_dir, 2, exported / "layer0_atlas.png", device="cpu")
     wrong = tmp_path / "wrong.png"
     write_png(wrong, np.zeros((10, 12, 3), np.uint8))
-    shutil.copy(exported / atlas.LAYOUT_NAME, tmp_path / atlas.LAYOUT_NAME)
+    shutil.copy(exported / LAYOUT_NAME, tmp_path / LAYOUT_NAME)
     with pytest.raises(VidcamError, match="12x10"):
         atlas.edit_run(run_dir, 0, wrong, device="cpu")
     assert cli_main(["edit", str(run_dir), "--layer", "0", "--atlas", str(wrong), "--device", "cpu"]) == 2
@@ -276,7 +274,7 @@ def test_edit_of_a_run_never_exported_says_what_to_do(run_dir, exported, tmp_pat
 def test_layout_from_another_run_is_refused(run_dir, exported, tmp_path):
     layout = _layout(exported)
     layout["frames"] = N + 1
-    (tmp_path / atlas.LAYOUT_NAME).write_text(json.dumps(layout))
+    (tmp_path / LAYOUT_NAME).write_text(json.dumps(layout))
     shutil.copy(exported / "layer0_atlas.png", tmp_path / "layer0_atlas.png")
     with pytest.raises(VidcamError, match="another run"):
         atlas.edit_run(run_dir, 0, tmp_path / "layer0_atlas.png", device="cpu")

@@ -8,27 +8,18 @@ from __future__ import annotations
 
 import json
 
-import make_synthetic
+from vidcam.testing import synthetic as make_synthetic
 import numpy as np
 import pytest
 import torch
 
-from vidcam.config import load_config
 from vidcam.io.images import read_png
 from vidcam.io.video import read_video
 from vidcam.metrics import psnr
 from vidcam.pipeline import enhance
 from vidcam.training.checkpoint import model_from_checkpoint
 
-DEBLUR_TRAINING = {
-    "flow.backend": "dis",
-    "train.steps": 600,
-    "train.batch_size": 2048,
-    "train.flow_batch_size": 512,
-    "train.reg_batch_size": 256,
-    "train.log_every": 10,
-    "camera.tone_prefit_steps": 100,
-}
+DEBLUR_RUN = {"train.steps": 600, "mode": "deblur", "render.compare": True}
 
 
 @pytest.fixture(scope="module")
@@ -40,17 +31,16 @@ def small_blur_clip(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def deblur_run(small_blur_clip, tmp_path_factory):
+def deblur_run(small_blur_clip, tmp_path_factory, tiny_config):
     path, truth = small_blur_clip
     outdir = tmp_path_factory.mktemp("runs") / "deblur"
-    cfg = load_config("fast", overrides={**DEBLUR_TRAINING, "mode": "deblur", "render.compare": True})
-    report = enhance(path, outdir, cfg)
+    report = enhance(path, outdir, tiny_config(DEBLUR_RUN))
     return outdir, report, truth
 
 
 def test_auto_mode_picks_deblur_for_steady_brightness(deblur_run):
     _, report, _ = deblur_run
-    assert report["mode"] == "deblur"
+    assert report.mode == "deblur"
     assert json.loads((deblur_run[0] / "report.json").read_text())["exposures"]["period"] == 1
 
 

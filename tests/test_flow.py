@@ -12,8 +12,11 @@ import numpy as np
 import pytest
 import torch
 
-from vidcam import flow, raft_weights
-from vidcam.config import FlowConfig
+from vidcam import motion, raft_weights
+from vidcam.config import FlowConfig, MotionConfig
+from vidcam.flow import estimate as flow
+from vidcam.flow import visualise
+from vidcam.flow.types import FlowPair
 from vidcam.errors import VidcamError
 
 skimage_data = pytest.importorskip("skimage.data")
@@ -82,7 +85,7 @@ def _epe(estimate: np.ndarray, truth: np.ndarray, mask: np.ndarray) -> float:
     return float(np.linalg.norm(estimate - truth, axis=-1)[mask].mean())
 
 
-def _forward(a: np.ndarray, b: np.ndarray, cfg: FlowConfig, **kwargs) -> flow.FlowPair:
+def _forward(a: np.ndarray, b: np.ndarray, cfg: FlowConfig, **kwargs) -> FlowPair:
     return flow.compute_flows(np.stack([a, b]).astype(np.float32), cfg, progress=False, **kwargs)[1]
 
 
@@ -402,12 +405,12 @@ def _pan_with_square(count=5, size=(60, 80), pan=(2.0, 1.0), square=((20, 40), (
     forward[:, y0:y1, x0:x1] = motion
     backward = -forward  # ideal enough for the motion analysis below
     valid = np.ones(forward.shape[:3], bool)
-    return {1: flow.FlowPair(1, forward, backward, valid, valid.copy())}
+    return {1: FlowPair(1, forward, backward, valid, valid.copy())}
 
 
 def test_dominant_motion_fits_the_camera_and_scores_the_object():
     pair = _pan_with_square()[1]
-    homographies, scores = flow.dominant_motion(pair)
+    homographies, scores = motion.dominant_motion(pair)
     assert homographies.shape == (4, 3, 3) and scores.shape == (4, 60, 80) and scores.dtype == np.float32
     expected = np.array([[1, 0, 2.0], [0, 1, 1.0], [0, 0, 1]])
     np.testing.assert_allclose(homographies / homographies[:, 2:, 2:], np.broadcast_to(expected, (4, 3, 3)), atol=1e-3)
@@ -420,14 +423,14 @@ def test_region_motion_on_regions_larger_than_the_ransac_sample():
     pair = _pan_with_square(size=(150, 200), square=((5, 145), (5, 195)), motion=(-4.0, 1.5))[1]
     regions = np.zeros((5, 150, 200), bool)
     regions[:, 5:145, 5:195] = True
-    assert regions[0].sum() >= 2 * flow.RANSAC_MAX_SAMPLES
-    motions = flow.region_motion(pair, regions)
+    assert regions[0].sum() >= 2 * MotionConfig().ransac_max_samples
+    motions = motion.region_motion(pair, regions)
     expected = np.array([[1, 0, -4.0], [0, 1, 1.5], [0, 0, 1]])
     np.testing.assert_allclose(motions, np.broadcast_to(expected, (4, 3, 3)), atol=1e-3)
 
 
 def test_foreground_from_motion_marks_the_moving_square():
-    mask = flow.foreground_from_motion(_pan_with_square())
+    mask = motion.foreground_from_motion(_pan_with_square())
     assert mask.shape == (5, 60, 80) and mask.dtype == np.float32
     assert mask.min() >= 0 and mask.max() <= 1
     assert mask[:, 24:36, 34:46].min() > 0.9  # every frame, first and last included
@@ -438,8 +441,8 @@ def test_foreground_threshold_scales_with_camera_motion():
     # Residual 3 px: foreground when the camera is still, noise when it pans by 60 px.
     still = _pan_with_square(pan=(0.0, 0.0), motion=(3.0, 0.0))
     fast = _pan_with_square(pan=(60.0, 0.0), motion=(63.0, 0.0))
-    assert flow.foreground_from_motion(still)[:, 24:36, 34:46].min() > 0.9
-    assert flow.foreground_from_motion(fast)[:, 24:36, 34:46].max() < 0.1
+    assert motion.foreground_from_motion(still)[:, 24:36, 34:46].min() > 0.9
+    assert motion.foreground_from_motion(fast)[:, 24:36, 34:46].max() < 0.1
 
 
 # --------------------------------------------------------------------------- visualisation
@@ -447,14 +450,14 @@ def test_foreground_threshold_scales_with_camera_motion():
 
 def test_flow_to_color_follows_the_middlebury_wheel():
     directions = np.float32([[[0, 0], [1, 0], [-1, 0], [0, 1], [2, 0]]])
-    colours = flow.flow_to_color(directions, max_magnitude=1.0)[0].astype(int)
+    colours = visualise.flow_to_color(directions, max_magnitude=1.0)[0].astype(int)
     assert colours.shape == (5, 3)
     np.testing.assert_array_equal(colours[0], [255, 255, 255])  # no motion: white
     assert colours[1, 0] == 255 and colours[1, 1:].max() < 60  # right: red
     assert colours[2, 0] < 10 and colours[2, 2] > 200  # left: cyan/blue
     assert colours[3, 0] > 200 and colours[3, 2] < 10  # down: yellow/orange
     assert colours[4].max() < 255 * 0.8  # beyond max_magnitude: dimmed
-    assert flow.flow_to_color(directions).dtype == np.uint8
+    assert visualise.flow_to_color(directions).dtype == np.uint8
 
 
 def test_export_flow_visualisation_writes_pngs_and_video(tmp_path, monkeypatch):
@@ -464,7 +467,7 @@ def test_export_flow_visualisation_writes_pngs_and_video(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "vidcam.io.video", fake)
     flows = _pan_with_square(count=3)
     flows[1].valid_forward[0, :5] = False
-    flow.export_flow_visualisation(flows, tmp_path, fps=24)
+    visualise.export_flow_visualisation(flows, tmp_path, fps=24)
     pngs = sorted((tmp_path / "flow_k1").glob("*.png"))
     assert [p.name for p in pngs] == ["00000.png", "00001.png"]
     image = cv2.imread(str(pngs[0]))[..., ::-1]

@@ -9,39 +9,26 @@ import numpy as np
 import pytest
 import torch
 
-from baselines import single_frame_hdr
-from vidcam.config import load_config
-from vidcam.export import render_clip
+from vidcam.testing.baselines import single_frame_hdr
+from vidcam.rendering import render_clip
 from vidcam.io.images import read_exr, read_png
 from vidcam.io.video import read_video
 from vidcam.metrics import psnr_mu
 from vidcam.models.model import ClipShape, VidcamModel
 from vidcam.pipeline import enhance
+from vidcam.plan import resolve
 from vidcam.training.checkpoint import model_from_checkpoint
 from vidcam.training.data import ClipData
 from vidcam.training.trainer import Interrupted, Trainer
 
-TINY_TRAINING = {
-    "flow.backend": "dis",
-    "train.steps": 300,
-    "train.batch_size": 2048,
-    "train.flow_batch_size": 512,
-    "train.reg_batch_size": 256,
-    "train.bootstrap_steps": 30,
-    "train.log_every": 10,
-    "camera.tone_prefit_steps": 100,
-}
-
-
-def tiny_config(**overrides):
-    return load_config("fast", overrides={**TINY_TRAINING, **overrides})
+RUN = {"train.steps": 300, "train.bootstrap_steps": 30}
 
 
 @pytest.fixture(scope="module")
-def hdr_run(tiny_hdr_clip, tmp_path_factory):
+def hdr_run(tiny_hdr_clip, tmp_path_factory, tiny_config):
     path, truth = tiny_hdr_clip
     outdir = tmp_path_factory.mktemp("runs") / "hdr"
-    report = enhance(path, outdir, tiny_config())
+    report = enhance(path, outdir, tiny_config(RUN))
     return outdir, report, truth
 
 
@@ -106,7 +93,7 @@ def test_learned_response_is_monotone_and_balanced(hdr_run):
 
 def test_learned_exposures_keep_the_pattern(hdr_run):
     _, report, truth = hdr_run
-    learned = np.array(report["exposures"]["learned"])
+    learned = np.array(report.exposures["learned"])
     ratio = learned[1::2].mean() / learned[0::2].mean()
     true_ratio = truth["exposures"][1] / truth["exposures"][0]
     assert ratio == pytest.approx(true_ratio, rel=0.5)
@@ -125,14 +112,15 @@ class InterruptAt(Trainer):
 
 def _trainer(cls, clip, cfg, checkpoint):
     torch.manual_seed(0)
+    plan = resolve(cfg, clip / 255.0)
     model = VidcamModel(cfg, ClipShape(*clip.shape[:3], False), np.log([1.0, 4.0] * 3) - np.log(2))
     data = ClipData(clip, {}, torch.device("cpu"), None, cfg.train.seed)
-    return cls(cfg, model, data, checkpoint)
+    return cls(cfg, plan, model, data, checkpoint)
 
 
-def test_resume_continues_bit_for_bit(tiny_hdr_clip, tmp_path):
+def test_resume_continues_bit_for_bit(tiny_hdr_clip, tmp_path, tiny_config):
     clip = tiny_hdr_clip[1]["frames"]
-    cfg = tiny_config(**{"train.steps": 12, "scene.layers": 1, "train.bootstrap_steps": 0, "camera.tone_prefit_steps": 5})
+    cfg = tiny_config({"train.steps": 12, "scene.layers": 1, "train.bootstrap_steps": 0, "camera.tone_prefit_steps": 5})
 
     straight = _trainer(Trainer, clip, cfg, tmp_path / "straight.pt")
     straight.fit()

@@ -1,17 +1,12 @@
 import json
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
-
-import baselines  # noqa: E402
-import make_synthetic as ms  # noqa: E402
-
-from vidcam.io.video import read_video  # noqa: E402
-from vidcam.metrics import psnr, psnr_mu  # noqa: E402
+from vidcam.io.video import read_video
+from vidcam.metrics import psnr, psnr_mu
+from vidcam.testing import baselines
+from vidcam.testing import synthetic as ms
 
 TINY = dict(n_frames=6, height=32, width=48)
 SMALL = dict(n_frames=8, height=72, width=128)

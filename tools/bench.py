@@ -15,7 +15,7 @@ memory is that run's own: ``ru_maxrss`` from ``os.wait4`` on that child, not RUS
 * ``vidcam enhance`` with the preset as is (its own step count).
 
 Quality is scored against the ground truth regenerated from the clip's JSON sidecar, with
-tools/score_run.py's functions (HDR: PSNR-mu and PSNR-L of hdr/*.exr; deblur: PSNR and SSIM of
+vidcam.testing.scoring's functions (HDR: PSNR-mu and PSNR-L of hdr/*.exr; deblur: PSNR and SSIM of
 enhanced.mp4). Clips without a sidecar get times only. ``--synthetic`` first writes a held-back
 clip (another seed / exposure ratio than the demos) into the out folder and benchmarks it too.
 
@@ -41,14 +41,10 @@ from typing import Any
 
 import numpy as np
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-TOOLS = Path(__file__).resolve().parent
-for _p in (REPO_ROOT, TOOLS):
-    if str(_p) not in sys.path:
-        sys.path.insert(0, str(_p))
+from vidcam.testing.baselines import hdr_scores, sdr_scores
+from vidcam.testing.synthetic import make_blur_clip, make_hdr_clip, sidecar_paths, write_clip
 
-from baselines import hdr_scores, sdr_scores  # noqa: E402
-from make_synthetic import make_blur_clip, make_hdr_clip, sidecar_paths, write_clip  # noqa: E402
+REPO_ROOT = Path(__file__).resolve().parents[1]
 
 STAGES = ("decode", "flow", "train", "render", "encode")
 UNCAPPED_STEPS = "train.steps=1000000"
@@ -187,7 +183,7 @@ def bench_vidcam(clip: Path, kind: str | None, run_dir: Path, budget: float | No
         return row
     fill_from_report(row, json.loads((run_dir / "report.json").read_text()))
     if kind is not None:
-        from score_run import score_run
+        from vidcam.testing.scoring import score_run
 
         try:
             row.quality = score_run(run_dir)
@@ -213,7 +209,7 @@ def quality_text(quality: dict[str, float]) -> str:
 
 
 def baseline_prediction(method: str, frames: np.ndarray, meta: dict[str, Any]) -> np.ndarray:
-    from baselines import classical_hdr_merge, single_frame_hdr, unsharp_mask
+    from vidcam.testing.baselines import classical_hdr_merge, single_frame_hdr, unsharp_mask
 
     if method in ("merge", "single"):
         exposures = np.asarray(meta["exposures"], np.float64)
@@ -419,7 +415,7 @@ def bench_clip(clip: Path, folder: Path, args: argparse.Namespace, save: Any) ->
         save(rows)
 
     if kind is not None:
-        from score_run import ground_truth
+        from vidcam.testing.scoring import ground_truth
 
         truth = ground_truth(clip)
         for method, name in BASELINES[kind]:

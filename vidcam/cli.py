@@ -12,10 +12,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from vidcam.config import PRESETS, load_config, parse_value
+from vidcam.config import PRESETS, Config, FlowConfig, RenderConfig, choices, load_config, parse_value
 from vidcam.errors import VidcamError
 
 INFO_MAX_SIDE = 160  # `vidcam info` measures brightness on small frames: fast on long clips
+DEVICES = choices(Config, "device")
 
 
 def _common_video_args(parser: argparse.ArgumentParser) -> None:
@@ -29,8 +30,8 @@ def _config_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--preset", choices=PRESETS, default="default", help="settings preset (configs/*.yaml)")
     parser.add_argument("--config", type=Path, help="YAML file of settings merged over the preset")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="any setting, e.g. train.steps=500")
-    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), help="where to compute (default auto)")
-    parser.add_argument("--flow", choices=("auto", "raft", "dis"), help="optical flow backend (default auto)")
+    parser.add_argument("--device", choices=DEVICES, help="where to compute (default auto)")
+    parser.add_argument("--flow", choices=choices(FlowConfig, "backend"), help="optical flow backend (default auto)")
     parser.add_argument("--raft-checkpoint", help="RAFT weights file (torchvision or original format)")
 
 
@@ -42,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     _common_video_args(enhance)
     _config_args(enhance)
     enhance.add_argument("-o", "--output", type=Path, help="output folder (default: <input stem>_vidcam beside the input)")
-    enhance.add_argument("--mode", choices=("auto", "hdr", "deblur"), help="auto picks hdr when brightness alternates")
+    enhance.add_argument("--mode", choices=choices(Config, "mode"), help="auto picks hdr when brightness alternates")
     enhance.add_argument("--exposures", help="exposure times: a cyclic pattern like 1,4, one per frame, or a file")
     enhance.add_argument("--ev", action="store_true", default=None, help="--exposures are EV (log2) values")
     enhance.add_argument("--learn-exposure", action=argparse.BooleanOptionalAction, help="train per-frame exposures")
@@ -50,7 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     enhance.add_argument("--steps", type=int, help="training steps")
     enhance.add_argument("--time-budget", type=float, help="seconds of training, then render")
     enhance.add_argument("--crf", type=int, help="video quality (x264/x265 CRF, lower is better)")
-    enhance.add_argument("--tonemap", choices=("auto", "aces", "reinhard", "camera"), help="SDR operator")
+    enhance.add_argument("--tonemap", choices=choices(RenderConfig, "tonemap"), help="SDR operator")
     enhance.add_argument("--compare", action="store_true", default=None, help="also write compare.mp4: input | output")
     enhance.add_argument("--save-frames", action="store_true", default=None, help="also write frames/*.png")
     enhance.add_argument("--export-atlas", action="store_true", default=None, help="also export the atlases")
@@ -69,14 +70,14 @@ def build_parser() -> argparse.ArgumentParser:
     atlas = sub.add_parser("atlas", help="export the atlases, alpha mattes and mapping visualisations of a run")
     atlas.add_argument("run", type=Path, help="output folder of an enhance run")
     atlas.add_argument("-o", "--output", type=Path, help="where to write (default RUN/atlas)")
-    atlas.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    atlas.add_argument("--device", choices=DEVICES, default="auto")
 
     edit = sub.add_parser("edit", help="re-render a run with an edited atlas")
     edit.add_argument("run", type=Path, help="output folder of an enhance run")
     edit.add_argument("--layer", type=int, required=True, help="which layer's atlas was edited (0 = background)")
     edit.add_argument("--atlas", type=Path, required=True, help="the edited atlas PNG (RGBA composites over the atlas)")
     edit.add_argument("-o", "--output", type=Path, help="output video (default RUN/edit_layer<K>.mp4)")
-    edit.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    edit.add_argument("--device", choices=DEVICES, default="auto")
     return parser
 
 
@@ -118,12 +119,13 @@ def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run_enhance(args: argparse.Namespace) -> None:
-    from vidcam.pipeline import default_outdir, enhance, load_run_config
+    from vidcam.pipeline import enhance, load_run_config
+    from vidcam.run import ATLAS_DIR, CONFIG_NAME, default_outdir
 
     _require_file(args.input)
     overrides = overrides_from_args(args)
     outdir = args.output or default_outdir(args.input)
-    if args.resume and (outdir / "config.yaml").is_file():
+    if args.resume and (outdir / CONFIG_NAME).is_file():
         cfg = load_run_config(outdir, overrides)
     else:
         cfg = load_config(args.preset, args.config, overrides)
@@ -131,8 +133,8 @@ def run_enhance(args: argparse.Namespace) -> None:
     if cfg.render.export_atlas:
         from vidcam.atlas import export_atlas
 
-        export_atlas(outdir, outdir / "atlas", cfg.device)
-    print(f"wrote {outdir} ({report['mode']}, {report['steps']} steps)")
+        export_atlas(outdir, outdir / ATLAS_DIR, cfg.device)
+    print(f"wrote {outdir} ({report.mode}, {report.steps} steps)")
 
 
 def run_info(args: argparse.Namespace) -> None:
@@ -160,9 +162,10 @@ def run_info(args: argparse.Namespace) -> None:
 
 def run_flow(args: argparse.Namespace) -> None:
     from vidcam.exposure import parse_exposures
-    from vidcam.flow import compute_flows, export_flow_visualisation
+    from vidcam.flow.estimate import compute_flows
+    from vidcam.flow.visualise import export_flow_visualisation
     from vidcam.io.video import read_video
-    from vidcam.pipeline import pick_device
+    from vidcam.run import CACHE_DIR, pick_device
 
     _require_file(args.input)
     cfg = load_config(args.preset, args.config, overrides_from_args(args))
@@ -175,7 +178,7 @@ def run_flow(args: argparse.Namespace) -> None:
 
         exposures = np.exp(parse_exposures(cfg.exposures, clip.n_frames, cfg.ev))
     args.output.mkdir(parents=True, exist_ok=True)
-    flows = compute_flows(clip.frames_float(), cfg.flow, pick_device(cfg.device), exposures, args.output / "cache")
+    flows = compute_flows(clip.frames_float(), cfg.flow, pick_device(cfg.device), exposures, args.output / CACHE_DIR)
     export_flow_visualisation(flows, args.output, clip.fps)
     print(f"wrote flow visualisations to {args.output}")
 
@@ -183,7 +186,7 @@ def run_flow(args: argparse.Namespace) -> None:
 def run_atlas(args: argparse.Namespace) -> None:
     from vidcam.atlas import export_atlas
 
-    out = export_atlas(args.run, args.output or args.run / "atlas", args.device)
+    out = export_atlas(args.run, args.output, args.device)
     print(f"wrote atlases to {out}")
 
 

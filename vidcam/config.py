@@ -22,59 +22,85 @@ from vidcam.errors import VidcamError
 
 @dataclass
 class IOConfig:
-    start_frame: int = 0
-    max_frames: int | None = None
+    """Which frames of the input are used, at what size."""
+
+    start_frame: int = 0  # first source frame used
+    max_frames: int | None = None  # use at most this many frames; None: to the end
     max_side: int | None = None  # longest side after an area resize; None keeps the size
 
 
 @dataclass
 class FlowConfig:
-    backend: Literal["auto", "raft", "dis"] = "auto"
-    raft_model: Literal["large", "small"] = "large"
+    """Optical flow between frames, computed once before training (vidcam.flow)."""
+
+    backend: Literal["auto", "raft", "dis"] = "auto"  # auto: RAFT when its weights can be had, else DIS
+    raft_model: Literal["large", "small"] = "large"  # torchvision's raft_large / raft_small
     raft_checkpoint: str | None = None  # also $VIDCAM_RAFT_CHECKPOINT or the torch hub cache
-    raft_iters: int = 12
+    raft_iters: int = 12  # RAFT's recurrent refinement steps
     max_side: int = 640  # frames are downscaled for flow above this and the flow rescaled
     gaps: list[int] = field(default_factory=lambda: [1])  # frame distances t -> t+k
     consistency_px: float = 1.0  # forward-backward tolerance for a valid correspondence
-    batch_size: int = 4
-    exposure_match: bool = True
+    batch_size: int = 4  # frame pairs per RAFT call
+    exposure_match: bool = True  # HDR: brighten the shorter exposure of a pair before flow
+
+
+@dataclass
+class MotionConfig:
+    """Camera motion and the motion-based foreground mask, read off the flow (vidcam.motion)."""
+
+    ransac_px: float = 1.0  # inlier distance for the homography fit (flow-resolution pixels)
+    ransac_max_samples: int = 8000  # valid pixels fed to RANSAC per frame (evenly strided)
+    min_homography_samples: int = 16  # fewer valid pixels: fit on all pixels (or keep the identity)
+    foreground_threshold_px: float = 1.5  # residual motion that counts as "moving unlike the camera" ...
+    foreground_relative: float = 0.1  # ... or this fraction of the frame's median flow magnitude, if larger
+    foreground_softness: float = 0.5  # the mask ramps from (1-s) to (1+s) times the threshold
+    cleanup_fraction: float = 0.02  # morphology / blur size as a fraction of the shorter frame side
 
 
 @dataclass
 class EncodingConfig:
+    """Input encoding of a network (vidcam.models.encodings)."""
+
     kind: Literal["pe", "hashgrid", "densegrid"] = "hashgrid"  # hashgrid: (x,y,t); densegrid: 2-D atlas only
-    frequencies: int = 7  # pe
-    levels: int = 12  # grids
-    features: int = 2  # per level
-    log2_table_size: int = 16  # hashgrid
-    base_resolution: int = 16
-    max_resolution: int = 512
+    frequencies: int = 7  # pe: sine/cosine octaves per input
+    levels: int = 12  # grids: resolution levels
+    features: int = 2  # grids: features per level
+    log2_table_size: int = 16  # hashgrid: entries per level's hash table, log2
+    base_resolution: int = 16  # grids: coarsest level's cells per side
+    max_resolution: int = 512  # grids: finest level's cells per side
 
 
 @dataclass
 class NetConfig:
+    """An encoding followed by an MLP."""
+
     encoding: EncodingConfig = field(default_factory=EncodingConfig)
-    hidden: int = 64
-    layers: int = 2
+    hidden: int = 64  # units per hidden layer
+    layers: int = 2  # hidden layers
 
 
 @dataclass
 class SceneConfig:
+    """Layered neural atlases (vidcam.models.scene)."""
+
     layers: int = 2  # 1 = background only, 2 = foreground + background
     global_motion: bool = True  # per-frame homography, initialised from the flow
     residual_scale: float = 0.25  # bound on the learned residual of each mapping (atlas units)
     atlas_fill: float = 0.8  # fraction of the atlas square the clip covers at start
     atlas_texels_per_pixel: float = 1.5  # caps the atlas grid's resolution at this density
+    # (x, y, t) -> residual (u, v) of each layer's mapping
     deformation: NetConfig = field(
         default_factory=lambda: NetConfig(
             EncodingConfig(kind="hashgrid", levels=8, base_resolution=4, max_resolution=64), 64, 2
         )
     )
+    # (x, y, t) -> the layers' blending weights
     alpha: NetConfig = field(
         default_factory=lambda: NetConfig(
             EncodingConfig(kind="hashgrid", levels=10, base_resolution=8, max_resolution=256), 64, 2
         )
     )
+    # (u, v) -> log irradiance, one per layer
     atlas: NetConfig = field(
         default_factory=lambda: NetConfig(
             EncodingConfig(kind="densegrid", levels=8, features=4, base_resolution=16, max_resolution=1024),
@@ -86,17 +112,20 @@ class SceneConfig:
 
 @dataclass
 class CameraConfig:
-    tone_hidden: int = 128
-    tone_layers: int = 2
+    """The implicit camera: tone mapper, exposures, blur generator (vidcam.models.camera)."""
+
+    tone_hidden: int = 128  # units per hidden layer of each channel's tone MLP
+    tone_layers: int = 2  # hidden layers of each channel's tone MLP
     tone_prefit_steps: int = 300  # fit the tone mapper to a sigmoid-gamma prior first
     learn_exposure: bool | None = None  # None: learn unless exposures were given
-    exposure_bound_ev: float = 3.0
+    exposure_bound_ev: float = 3.0  # learned exposures stay within this many EV of their guess
     blur: bool | None = None  # None: on in deblur mode, off in HDR mode
     # path: n*n samples along a camera path | patch: n x n free offsets + softmax weights (the paper's)
     blur_model: Literal["path", "patch"] = "path"
     blur_kernel: int = 3  # n: n*n samples per pixel
     blur_radius: float = 5.0  # s: samples stay within s pixels of the centre
     blur_spacing: float = 2.0  # patch: pixels between neighbours of the regular n x n grid the offsets start from
+    # (x, y, t) -> the blur's spatially varying part
     blur_net: NetConfig = field(
         default_factory=lambda: NetConfig(
             EncodingConfig(kind="hashgrid", levels=4, base_resolution=2, max_resolution=16), 64, 4
@@ -106,14 +135,18 @@ class CameraConfig:
 
 @dataclass
 class LossConfig:
-    color: float = 1.0
-    flow: float = 100.0
+    """Weights and schedules of the training losses (vidcam.training.losses)."""
+
+    color: float = 1.0  # rendered vs recorded pixel (MSE)
+    flow: float = 100.0  # mappings agree with the optical flow
     flow_decay: float = 0.5  # fraction of training over which the flow weight falls to 0
-    white_balance: float = 1.0
-    monotonic: float = 100.0
-    monotonic_samples: int = 256
-    rigidity: float = 1.0
-    rigidity_decay: float = 0.8  # rigidity fades to 10% over this fraction of training
+    white_balance: float = 1.0  # tone curve passes through 0.5 at log irradiance 0
+    monotonic: float = 100.0  # tone curve increases
+    monotonic_samples: int = 256  # points where monotonicity is checked per step
+    monotonic_margin: float = 1.0  # ... this far (log units) beyond the data's range
+    rigidity: float = 1.0  # mappings stay locally rigid
+    rigidity_decay: float = 0.8  # rigidity fades over this fraction of training ...
+    rigidity_floor: float = 0.1  # ... to this fraction of its weight
     rigidity_step_px: float = 2.0  # finite-difference step for the mapping's gradient
     alpha_init: float = 1.0  # keep alpha near its motion/user-mask initialisation ...
     alpha_init_decay: float = 0.3  # ... for this fraction of training
@@ -123,15 +156,17 @@ class LossConfig:
 
 @dataclass
 class TrainConfig:
-    steps: int = 6000
+    """The optimisation (vidcam.training.trainer)."""
+
+    steps: int = 6000  # training ends after this many steps or the time budget, whichever is first
     batch_size: int = 16384  # pixels per step
-    flow_batch_size: int = 4096
-    reg_batch_size: int = 2048
-    lr: float = 2e-3
+    flow_batch_size: int = 4096  # flow correspondences per step
+    reg_batch_size: int = 2048  # pixels per step for the rigidity and bootstrap terms
+    lr: float = 2e-3  # Adam learning rate of the MLP weights
     lr_encoding_scale: float = 5.0  # grids learn faster than MLP weights
-    lr_schedule: Literal["cosine", "step", "constant"] = "cosine"
-    warmup_steps: int = 100
-    lr_final_fraction: float = 0.05
+    lr_schedule: Literal["cosine", "step", "constant"] = "cosine"  # after warm-up
+    warmup_steps: int = 100  # linear learning-rate warm-up
+    lr_final_fraction: float = 0.05  # cosine: where the learning rate ends, relative to lr
     bootstrap_steps: int = 200  # mappings to identity / global motion, alpha to its init
     # Deblur: pixels are drawn mostly from the sharpest frames at first, so the atlas learns the
     # sharp texture and blurred frames have to be explained by their kernels; the bias fades
@@ -139,44 +174,74 @@ class TrainConfig:
     sharp_first: float = 0.3
     sharp_power: float = 2.0  # frame weight = (sharpness / sharpest nearby) ** power
     sharp_window: int = 5  # "nearby": this many frames either side
-    checkpoint_minutes: float = 5.0
+    checkpoint_minutes: float = 5.0  # save the training state this often
     time_budget: float | None = None  # seconds of training; None runs all steps
-    seed: int = 0
+    seed: int = 0  # network initialisation and pixel sampling
     precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto: bf16 on CUDA
-    compile: bool = False
-    log_every: int = 25
+    compile: bool = False  # torch.compile the model
+    log_every: int = 25  # steps between loss records
 
 
 @dataclass
 class RenderConfig:
+    """Rendering and the output files (vidcam.rendering, vidcam.export)."""
+
     tonemap: Literal["auto", "aces", "reinhard", "camera"] = "auto"  # auto: aces for HDR, camera for deblur
     key: float = 0.18  # mid-grey for the SDR operator's auto exposure
     chunk: int = 131072  # pixels per model call at render time
     crf: int = 16  # x264/x265 quality; lower is better
     hdr10_white_nits: float = 203.0  # where linear 1.0 lands (BT.2408 reference white)
-    hdr10_peak_nits: float = 1000.0
+    hdr10_peak_nits: float = 1000.0  # mastering display peak written into the HDR10 metadata
     save_frames: bool = False  # PNGs of the enhanced frames
     compare: bool = False  # side-by-side input | output video
-    export_atlas: bool = False
+    export_atlas: bool = False  # run `vidcam atlas` after the fit
+
+
+@dataclass
+class AtlasConfig:
+    """What ``vidcam atlas`` exports and how an edited atlas is read back (vidcam.atlas)."""
+
+    foreground_cover: float = 0.5  # a foreground layer covers a pixel where its weight exceeds this
+    background_cover: float = 0.02  # the background is seen wherever its weight exceeds this
+    coverage_samples: int = 2_000_000  # pixels sampled over the whole clip (a pixel stride keeps to this)
+    box_margin: float = 0.03  # of the covered box's side, added on every side
+    max_side: int = 2048  # atlas pictures' longest side
+    min_side: int = 16  # atlas pictures' shortest side
+    checker_squares: int = 12  # mapping video: checker squares across the longer side of the covered box
+    contact_frames: int = 4  # contact sheet: frames shown
+    contact_tile_width: int = 320  # contact sheet: pixels per tile
 
 
 @dataclass
 class Config:
-    mode: Literal["auto", "hdr", "deblur"] = "auto"
-    device: Literal["auto", "cpu", "cuda"] = "auto"
-    exposures: str | None = None  # "1,4" cyclic, or one value per frame
+    """Everything a run needs; ``auto`` values are decided per clip by :func:`vidcam.plan.resolve`."""
+
+    mode: Literal["auto", "hdr", "deblur"] = "auto"  # auto: hdr when brightness alternates
+    device: Literal["auto", "cpu", "cuda"] = "auto"  # auto: CUDA when available
+    exposures: str | None = None  # "1,4" cyclic, one value per frame, or a file of them
     ev: bool = False  # exposures are given in EV (log2) instead of times
     masks: str | None = None  # folder of user foreground masks
     io: IOConfig = field(default_factory=IOConfig)
     flow: FlowConfig = field(default_factory=FlowConfig)
+    motion: MotionConfig = field(default_factory=MotionConfig)
     scene: SceneConfig = field(default_factory=SceneConfig)
     camera: CameraConfig = field(default_factory=CameraConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     render: RenderConfig = field(default_factory=RenderConfig)
+    atlas: AtlasConfig = field(default_factory=AtlasConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+def choices(config_class: type, name: str) -> tuple[str, ...]:
+    """The allowed values of a ``Literal`` setting, e.g. ``choices(FlowConfig, "backend")``: the
+    one place they are spelled is the type annotation."""
+    hint = typing.get_type_hints(config_class)[name]
+    if typing.get_origin(hint) is not Literal:
+        raise TypeError(f"{config_class.__name__}.{name} is not a Literal setting")
+    return typing.get_args(hint)
 
 
 PRESETS = ("fast", "default", "quality")

@@ -2,36 +2,23 @@
 
 from __future__ import annotations
 
-import json
-import sys
-from fractions import Fraction
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
+from vidcam import run as run_folder
 from vidcam.config import Config
-from vidcam.io.atomic import atomic_write_text
 from vidcam.io.images import write_exr, write_png
 from vidcam.io.video import Clip, write_hdr10_video, write_sdr_video
 from vidcam.models.model import VidcamModel
+from vidcam.plan import RunPlan
 from vidcam.plots import image_grid, line_plot
-from vidcam.rendering import display_clip, exposure_scale, sdr_operator, recorded_by_camera, render_frame, to_uint8
+from vidcam.rendering import display_clip, exposure_scale, render_clip, through_camera, to_uint8
+from vidcam.run import Report, StageTimer
 
 CRF_SAMPLES = 256
 CHANNEL_COLORS = {"R": (220, 40, 40), "G": (40, 160, 40), "B": (40, 80, 220)}
-
-
-def render_clip(model: VidcamModel, chunk: int, camera: bool = False, desc: str = "render") -> np.ndarray:
-    """[N,H,W,3] float32: sharp irradiance, or with ``camera`` what a blur-free camera records."""
-    evaluate = recorded_by_camera(model) if camera else None
-    frames = [
-        render_frame(model, t, chunk, evaluate)
-        for t in tqdm(range(model.frame.n_frames), desc=desc, file=sys.stderr, leave=False)
-    ]
-    return np.stack(frames)
 
 
 def write_exr_sequence(folder: Path, frames: np.ndarray) -> None:
@@ -53,7 +40,7 @@ def side_by_side(left: np.ndarray, right: np.ndarray) -> np.ndarray:
 
 @torch.no_grad()
 def crf_samples(model: VidcamModel, z_range: tuple[float, float]) -> dict[str, list[float]]:
-    z = torch.linspace(*z_range, CRF_SAMPLES, device=next(model.parameters()).device)
+    z = torch.linspace(*z_range, CRF_SAMPLES, device=model.device)
     curves = model.tone.curve(z).float().cpu().numpy()
     return {"log_exposure_irradiance": z.cpu().tolist(), **{c: curves[:, i].tolist() for i, c in enumerate("RGB")}}
 
@@ -81,8 +68,7 @@ def save_psf_plot(path: Path, model: VidcamModel, frames: list[int], grid: int =
     """The learned blur kernels at a grid of positions, one row per frame."""
     if model.blur is None:
         return
-    frame = model.frame
-    device = next(model.parameters()).device
+    frame, device = model.frame, model.device
     radius = model.blur.radius if hasattr(model.blur, "radius") else 5.0
     tiles, labels = [], []
     for t in frames:
@@ -113,60 +99,46 @@ def _splat_kernel(offsets_px: np.ndarray, weights: np.ndarray, radius: float, ce
     return to_uint8(np.repeat(canvas[..., None], 3, -1))
 
 
-def write_report(path: Path, report: dict[str, Any]) -> None:
-    atomic_write_text(path, json.dumps(report, indent=2, default=_jsonable))
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, (np.floating, np.integer)):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, (Path, Fraction)):
-        return str(value)
-    raise TypeError(f"not JSON serialisable: {type(value)}")
-
-
 def write_run_outputs(
     outdir: Path,
     model: VidcamModel,
     clip: Clip,
     cfg: Config,
+    plan: RunPlan,
     history: list[dict[str, float]],
     z_range: tuple[float, float],
-    report: dict[str, Any],
-    timer: Any,
+    report: Report,
+    timer: StageTimer,
     audio_from: Path | None,
 ) -> None:
     """Render without the camera's flaws and write the mode's videos, pictures and report."""
     rc = cfg.render
-    operator = sdr_operator(rc.tonemap, cfg.mode)
     hdr = None
     with timer.stage("render"):
-        if operator == "camera":
-            sdr = to_uint8(render_clip(model, rc.chunk, camera=True))
+        if plan.operator == "camera":
+            sdr = to_uint8(render_clip(model, rc.chunk, through_camera(model)))
         else:
             irradiance = render_clip(model, rc.chunk)
-            report["hdr_scale"] = scale = exposure_scale(irradiance, rc.key)
+            report.hdr_scale = scale = exposure_scale(irradiance, rc.key)
             hdr = irradiance * scale
-            sdr = display_clip(hdr, operator)
+            sdr = display_clip(hdr, plan.operator)
     with timer.stage("encode"):
-        if cfg.mode == "hdr" and hdr is not None:
-            write_exr_sequence(outdir / "hdr", hdr)
+        if plan.mode == "hdr" and hdr is not None:
+            write_exr_sequence(outdir / run_folder.HDR_DIR, hdr)
             write_hdr10_video(
-                outdir / "enhanced_hdr10.mp4", hdr, clip.fps, rc.hdr10_white_nits, rc.hdr10_peak_nits, rc.crf, audio_from
+                outdir / run_folder.HDR10_VIDEO, hdr, clip.fps, rc.hdr10_white_nits, rc.hdr10_peak_nits, rc.crf, audio_from
             )
-        write_sdr_video(outdir / "enhanced.mp4", sdr, clip.fps, rc.crf, audio_from)
+        write_sdr_video(outdir / run_folder.SDR_VIDEO, sdr, clip.fps, rc.crf, audio_from)
         if rc.save_frames:
-            write_png_sequence(outdir / "frames", sdr)
+            write_png_sequence(outdir / run_folder.FRAMES_DIR, sdr)
         if rc.compare:
             source = clip.frames if clip.frames.dtype == np.uint8 else to_uint8(clip.frames_float())
-            write_sdr_video(outdir / "compare.mp4", side_by_side(source, sdr), clip.fps, rc.crf, audio_from)
+            write_sdr_video(outdir / run_folder.COMPARE_VIDEO, side_by_side(source, sdr), clip.fps, rc.crf, audio_from)
     samples = crf_samples(model, z_range)
-    save_crf_plot(outdir / "crf.png", samples)
-    save_loss_plot(outdir / "loss.png", history)
+    save_crf_plot(outdir / run_folder.CRF_PLOT, samples)
+    save_loss_plot(outdir / run_folder.LOSS_PLOT, history)
     if model.blur is not None:
         n = model.frame.n_frames
-        save_psf_plot(outdir / "psf.png", model, sorted({0, n // 3, 2 * n // 3, n - 1}))
-    report.update(config=cfg.to_dict(), timings=timer.seconds, crf=samples, tonemap=operator)
-    write_report(outdir / "report.json", report)
+        save_psf_plot(outdir / run_folder.PSF_PLOT, model, sorted({0, n // 3, 2 * n // 3, n - 1}))
+    report.config, report.timings, report.crf, report.tonemap = cfg.to_dict(), timer.seconds, samples, plan.operator
+    report.write(outdir)

@@ -1,54 +1,93 @@
-"""Rendering the trained model: scene-only irradiance in large tiles, and display transforms."""
+"""Rendering a trained model: any per-pixel function of (x, y, t) over whole frames, and the
+display transforms from linear HDR to 8-bit SDR.
+
+One render path serves every output: ``render_frame`` evaluates an ``Evaluate`` function
+(default: the sharp scene irradiance, i.e. the camera dropped) at every pixel of a frame in
+chunks without autograd; ``render_frames`` / ``render_clip`` do it for the clip with progress.
+``through_camera`` wraps any irradiance function in the learned tone mapper (what a blur-free
+camera would record); the export, ``vidcam atlas`` and ``vidcam edit`` all build on these.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import torch
 from torch import Tensor
+from tqdm import tqdm
 
 from vidcam.models.model import LOG_FLOOR, VidcamModel
 
 LUMA_709 = np.array([0.2126, 0.7152, 0.0722], dtype=np.float32)
 
+Evaluate = Callable[[Tensor, Tensor], Tensor]  # (model xy [B,2], frame index long [B]) -> [B, C]
+
+
+def in_chunks(function: Callable[[Tensor], Tensor], inputs: Tensor, chunk: int) -> Tensor:
+    """``function`` applied to ``inputs`` [M, ...] ``chunk`` rows at a time, results concatenated on the CPU (float32)."""
+    return torch.cat([function(inputs[start : start + chunk]).float().cpu() for start in range(0, inputs.shape[0], chunk)])
+
 
 @torch.no_grad()
-def render_frame(
-    model: VidcamModel,
-    t: int,
-    chunk: int,
-    evaluate: Callable[[Tensor, Tensor], Tensor] | None = None,
-) -> np.ndarray:
+def render_frame(model: VidcamModel, t: int, chunk: int, evaluate: Evaluate | None = None) -> np.ndarray:
     """Evaluate ``evaluate(xy, t)`` (default: sharp scene irradiance) at every pixel of frame t.
 
     Returns float32 [H, W, C]. The camera's blur generator is not involved: the render
     drops the camera.
     """
     evaluate = evaluate or model.irradiance
-    frame = model.frame
-    device = next(model.parameters()).device
-    xy_all = frame.pixel_centres(device)
-    outputs = []
-    for start in range(0, xy_all.shape[0], chunk):
-        xy = xy_all[start : start + chunk]
-        t_index = torch.full((xy.shape[0],), t, device=device, dtype=torch.long)
-        outputs.append(evaluate(xy, t_index).float().cpu())
-    return torch.cat(outputs).view(frame.height, frame.width, -1).numpy()
+    frame, device = model.frame, model.device
+
+    def at_frame_t(xy: Tensor) -> Tensor:
+        return evaluate(xy, torch.full((xy.shape[0],), t, device=device, dtype=torch.long))
+
+    return in_chunks(at_frame_t, frame.pixel_centres(device), chunk).view(frame.height, frame.width, -1).numpy()
 
 
-def recorded_by_camera(model: VidcamModel, log_exposure: float | None = None) -> Callable[[Tensor, Tensor], Tensor]:
-    """Sharp irradiance through the learned tone mapper: what a blur-free camera would record.
+def render_frames(
+    model: VidcamModel, chunk: int, evaluate: Evaluate | None = None, desc: str = "render"
+) -> Iterator[np.ndarray]:
+    """``render_frame`` for every frame in order, with a progress bar."""
+    for t in tqdm(range(model.frame.n_frames), desc=desc, file=sys.stderr, leave=False):
+        yield render_frame(model, t, chunk, evaluate)
 
-    ``log_exposure`` None uses each frame's own learned exposure.
-    """
+
+def render_clip(model: VidcamModel, chunk: int, evaluate: Evaluate | None = None, desc: str = "render") -> np.ndarray:
+    """[N,H,W,C] float32 of ``evaluate`` (default: sharp irradiance) over every frame."""
+    return np.stack(list(render_frames(model, chunk, evaluate, desc)))
+
+
+def through_camera(
+    model: VidcamModel, irradiance: Evaluate | None = None, log_exposure: float | None = None
+) -> Evaluate:
+    """``irradiance`` (default: the sharp scene) through the learned tone mapper: what a blur-free
+    camera would record. ``log_exposure`` None uses each frame's own learned exposure."""
+    irradiance = irradiance or model.irradiance
 
     def evaluate(xy: Tensor, t: Tensor) -> Tensor:
-        log_irradiance = model.irradiance(xy, t).clamp_min(LOG_FLOOR).log()
+        log_irradiance = irradiance(xy, t).clamp_min(LOG_FLOOR).log()
         exposure = model.exposures(t) if log_exposure is None else torch.full_like(t, log_exposure, dtype=torch.float32)
         return model.tone(log_irradiance, exposure)
 
     return evaluate
+
+
+@torch.no_grad()
+def tone_image(model: VidcamModel, irradiance: np.ndarray, t: int, chunk: int) -> np.ndarray:
+    """Linear irradiance [H,W,3] through the learned camera at frame t's exposure, uint8."""
+    device = model.device
+
+    def tone(part: Tensor) -> Tensor:
+        exposure = model.exposures(torch.full((part.shape[0],), t, device=device, dtype=torch.long))
+        return model.tone(part.clamp_min(LOG_FLOOR).log(), exposure)
+
+    flat = torch.as_tensor(irradiance.reshape(-1, 3), device=device)
+    return to_uint8(in_chunks(tone, flat, chunk).view(irradiance.shape).numpy())
+
+
+# ----------------------------------------------------------------------------- display
 
 
 def exposure_scale(hdr: np.ndarray, key: float) -> float:
@@ -81,13 +120,6 @@ def to_uint8(image: np.ndarray) -> np.ndarray:
 
 
 TONEMAPS: dict[str, Callable[[np.ndarray], np.ndarray]] = {"aces": tonemap_aces, "reinhard": tonemap_reinhard}
-
-
-def sdr_operator(tonemap: str, mode: str) -> str:
-    """The SDR operator a run uses: ``auto`` is ACES for HDR and the learned camera for deblurring."""
-    if tonemap != "auto":
-        return tonemap
-    return "aces" if mode == "hdr" else "camera"
 
 
 def display_sdr(hdr: np.ndarray, operator: str) -> np.ndarray:

@@ -17,6 +17,7 @@ from vidcam.config import CameraConfig
 from vidcam.models.encodings import EncodedMLP
 
 _EPS = 1e-12  # keeps the radial squash differentiable at an offset of exactly zero (px^2)
+DEFAULT_Z_RANGE = (-6.0, 6.0)  # log irradiance + log exposure the tone curve is fitted on before data says otherwise
 
 
 class ToneMapper(nn.Module):
@@ -87,7 +88,7 @@ class ToneMapper(nn.Module):
         steps: int,
         lr: float = 1e-3,
         gamma: float = 2.2,
-        z_range: tuple[float, float] = (-6.0, 6.0),
+        z_range: tuple[float, float] = DEFAULT_Z_RANGE,
         batch: int = 256,
     ) -> None:
         """Fit every channel to ``prior(z, gamma)`` on ``z_range`` with its own Adam (in place)."""

@@ -23,6 +23,7 @@ class ClipShape:
     height: int
     width: int
     blur: bool
+    learn_exposure: bool = True  # per-frame exposures are parameters (else fixed buffers)
     atlas_resolutions: list[int] | None = None  # filled in when the model is first built
 
 
@@ -41,9 +42,12 @@ class VidcamModel(nn.Module):
         self.tone = ToneMapper(cfg.camera.tone_hidden, cfg.camera.tone_layers)
         if log_exposure is None:
             log_exposure = np.zeros(shape.n_frames)
-        learn = cfg.camera.learn_exposure if cfg.camera.learn_exposure is not None else True
-        self.exposures = Exposures(log_exposure, learn, cfg.camera.exposure_bound_ev)
+        self.exposures = Exposures(log_exposure, shape.learn_exposure, cfg.camera.exposure_bound_ev)
         self.blur = make_blur(cfg.camera, shape.n_frames, self.frame.pixel_size) if shape.blur else None
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
 
     def irradiance(self, xy: Tensor, t: Tensor) -> Tensor:
         """Sharp scene irradiance [B,3]: what is rendered once the camera is dropped."""

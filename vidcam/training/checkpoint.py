@@ -12,8 +12,6 @@ from vidcam.errors import VidcamError
 from vidcam.io.atomic import atomic_path
 from vidcam.models.model import ClipShape, VidcamModel
 
-CHECKPOINT_NAME = "checkpoint.pt"
-
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
     with atomic_path(path) as tmp:
@@ -30,20 +28,13 @@ def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> dic
         raise VidcamError(f"cannot read checkpoint {path}: {exc}") from None
 
 
-def find_checkpoint(run_dir: Path) -> Path:
-    """The checkpoint of a finished or interrupted run folder, or a clear error."""
-    path = Path(run_dir) / CHECKPOINT_NAME
-    if not Path(run_dir).is_dir():
-        raise VidcamError(f"run folder not found: {run_dir}")
-    if not path.is_file():
-        raise VidcamError(f"{run_dir} holds no vidcam run (no {CHECKPOINT_NAME})")
-    return path
-
-
 def model_from_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> tuple[VidcamModel, Config, dict]:
     """Rebuild the trained model of a run, in eval mode on ``device``."""
     state = load_checkpoint(path, device)
     cfg = config_from_dict(state["config"])
-    model = VidcamModel(cfg, ClipShape(**state["shape"]))
+    shape = dict(state["shape"])
+    if "learn_exposure" not in shape:  # saved before the plan decided it: the config held the decision
+        shape["learn_exposure"] = cfg.camera.learn_exposure is not False
+    model = VidcamModel(cfg, ClipShape(**shape))
     model.load_state_dict(state["model"])
     return model.to(device).eval(), cfg, state

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from vidcam.flow import FlowPair
+from vidcam.flow.types import FlowPair
 from vidcam.models.scene import Frame
 
 

@@ -15,13 +15,13 @@ from tqdm import tqdm
 from vidcam.config import Config
 from vidcam.errors import VidcamError
 from vidcam.models.encodings import encoding_parameters
+from vidcam.models.camera import DEFAULT_Z_RANGE
 from vidcam.models.model import VidcamModel
+from vidcam.plan import RunPlan
 from vidcam.training import losses
 from vidcam.training.checkpoint import load_checkpoint, save_checkpoint
 from vidcam.training.data import ClipData
 
-MONOTONIC_MARGIN = 1.0  # the response is kept monotone this far (log units) beyond the data
-RIGIDITY_FLOOR = 0.1  # rigidity fades to this fraction of its weight (loss.rigidity_decay)
 STEP_SCHEDULE = ((0.8, 0.1), (0.5, 0.3))  # lr_schedule "step": (progress past, lr factor)
 PROGRESS_TICKS = 1000  # resolution of the progress bar
 
@@ -36,8 +36,8 @@ def linear_decay(weight: float, progress: float, over: float) -> float:
 
 
 class Trainer:
-    def __init__(self, cfg: Config, model: VidcamModel, data: ClipData, checkpoint_path: Path):
-        self.cfg, self.model, self.data = cfg, model, data
+    def __init__(self, cfg: Config, plan: RunPlan, model: VidcamModel, data: ClipData, checkpoint_path: Path):
+        self.cfg, self.plan, self.model, self.data = cfg, plan, model, data
         self.checkpoint_path = checkpoint_path
         self.device = data.device
         grids, others = encoding_parameters(model)
@@ -55,7 +55,7 @@ class Trainer:
         self.step = 0
         self.elapsed = 0.0  # seconds spent in the main loop, across resumes
         self.history: list[dict[str, float]] = []
-        self.z_range = (-6.0, 6.0)
+        self.z_range = DEFAULT_Z_RANGE  # log irradiance + log exposure seen in training
         self.autocast = self._autocast_context()
         self.forward = torch.compile(model) if tc.compile else model
 
@@ -70,6 +70,7 @@ class Trainer:
     def state(self) -> dict[str, Any]:
         return {
             "config": self.cfg.to_dict(),
+            "plan": self.plan.to_dict(),
             "shape": self.model.meta(),
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
@@ -124,7 +125,7 @@ class Trainer:
             "white_balance": lc.white_balance,
             "monotonic": lc.monotonic,
             "rigidity": lc.rigidity
-            * (1 - (1 - RIGIDITY_FLOOR) * min(1.0, progress / max(lc.rigidity_decay, 1e-9))),
+            * (1 - (1 - lc.rigidity_floor) * min(1.0, progress / max(lc.rigidity_decay, 1e-9))),
             "alpha_init": linear_decay(lc.alpha_init, progress, lc.alpha_init_decay),
             "alpha_binary": lc.alpha_binary,
             "atlas_bounds": lc.atlas_bounds,
@@ -160,7 +161,8 @@ class Trainer:
         if self.step % self.cfg.train.log_every:
             return
         z = (log_irradiance + self.model.exposures(t)[:, None]).detach()
-        self.z_range = (z.min().item() - MONOTONIC_MARGIN, z.max().item() + MONOTONIC_MARGIN)
+        margin = self.cfg.loss.monotonic_margin
+        self.z_range = (z.min().item() - margin, z.max().item() + margin)
 
     def train_step(self) -> dict[str, torch.Tensor]:
         progress = self.progress()

@@ -5,8 +5,8 @@ checkpoint; see :mod:`vidcam.raft_weights`) or OpenCV's DIS. Every pair is compu
 directions and a forward-backward check marks the correspondences to trust. Results are
 cached on disk keyed by the frames and the settings that change them.
 
-Also here: flow colour coding, per-frame dominant (camera) motion as a homography, and the
-motion-based foreground mask that initialises the foreground layer's alpha.
+What the flow is used for lives elsewhere: :mod:`vidcam.motion` (camera motion, foreground
+mask), :mod:`vidcam.flow.visualise` (colour coding), :mod:`vidcam.training.data` (flow loss).
 """
 
 from __future__ import annotations
@@ -26,11 +26,13 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from vidcam import raft_weights
-from vidcam.config import FlowConfig
+from vidcam.config import FlowConfig, choices
 from vidcam.errors import VidcamError
+from vidcam.flow.types import FlowPair
 from vidcam.io.atomic import atomic_path
+from vidcam.log import log
 
-BACKENDS = ("auto", "raft", "dis")
+BACKENDS = choices(FlowConfig, "backend")
 # DIS settings, chosen by measurement (256x144 textured synthetic pairs, mean EPE): the MEDIUM
 # preset refined down to full resolution (finest scale 0) has 2-4x lower error than plain
 # MEDIUM (finest scale 1) on translations, rotation+zoom and smooth non-rigid motion
@@ -42,32 +44,7 @@ RESPONSE_GAMMA = 2.2  # approximate camera response used to compare differently 
 RAFT_STRIDE = 8  # RAFT works on 1/8-resolution features: inputs must be multiples of this
 CACHE_VERSION = 1  # bump when the stored flow would differ for the same settings
 
-# Dominant-motion fit and the motion-based foreground mask.
-RANSAC_PX = 1.0  # inlier distance for the homography fit (flow-resolution pixels)
-RANSAC_MAX_SAMPLES = 8000  # valid pixels fed to RANSAC per frame (evenly strided)
-MIN_HOMOGRAPHY_SAMPLES = 16
-FOREGROUND_THRESHOLD_PX = 1.5  # residual motion that counts as "moving unlike the camera" ...
-FOREGROUND_RELATIVE = 0.1  # ... or this fraction of the frame's median flow magnitude, if larger
-FOREGROUND_SOFTNESS = 0.5  # mask ramps from (1-s) to (1+s) times the threshold
-CLEANUP_FRACTION = 0.02  # morphology / blur size as a fraction of the shorter frame side
-VIS_PERCENTILE = 99.0  # flow magnitude that maps to full colour saturation in visualisations
-
 Estimator = Callable[[np.ndarray, np.ndarray], np.ndarray]  # [B,h,w,3] x2 -> [B,h,w,2]
-
-
-@dataclass
-class FlowPair:
-    """Flow for one gap k, all frames stacked (see the module docstring for conventions)."""
-
-    gap: int
-    forward: np.ndarray  # float32 [N-k, H, W, 2]: frame t pixel p <-> frame t+k pixel p + forward[t, p]
-    backward: np.ndarray  # float32 [N-k, H, W, 2]: frame t+k pixel p <-> frame t pixel p + backward[t, p]
-    valid_forward: np.ndarray  # bool [N-k, H, W]: forward-backward consistent and inside the frame
-    valid_backward: np.ndarray  # bool [N-k, H, W]
-
-    def reversed(self) -> FlowPair:
-        """The same correspondences seen from frame t+k (backward becomes forward)."""
-        return FlowPair(self.gap, self.backward, self.forward, self.valid_backward, self.valid_forward)
 
 
 @dataclass(frozen=True)
@@ -75,10 +52,6 @@ class FlowBackend:
     name: str  # raft | dis
     reason: str
     weights: raft_weights.WeightsSource | None = None
-
-
-def _log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 # --------------------------------------------------------------------------- backend choice
@@ -103,7 +76,7 @@ def resolve_backend(cfg: FlowConfig) -> FlowBackend:
     hint = raft_weights.where_to_put_weights(cfg.raft_model)
     if cfg.backend == "raft":
         raise VidcamError(f"flow.backend is raft but no RAFT weights are available: {hint}")
-    _log(f"flow: no RAFT weights available, falling back to DIS flow (less accurate); for RAFT, {hint}")
+    log(f"flow: no RAFT weights available, falling back to DIS flow (less accurate); for RAFT, {hint}")
     return FlowBackend("dis", "no RAFT weights available")
 
 
@@ -138,7 +111,7 @@ def _make_estimator(
         hint = raft_weights.where_to_put_weights(cfg.raft_model)
         message = exc if isinstance(exc, VidcamError) else f"cannot load RAFT weights ({exc})"
         if cfg.backend == "auto" and backend.weights.checkpoint is None:  # a user's file must load
-            _log(f"flow: {message}; falling back to DIS flow; for RAFT, {hint}")
+            log(f"flow: {message}; falling back to DIS flow; for RAFT, {hint}")
             return dis_estimator(), FlowBackend("dis", "RAFT weights failed to load")
         raise VidcamError(f"{message}; {hint}, or set flow.backend: dis") from None
     return raft_estimator(net, cfg.raft_iters, device), backend
@@ -313,10 +286,10 @@ def compute_flows(
     path = cache_file(backend)
     cached = None if path is None else _load_cache(path, gaps)
     if cached is not None:
-        _log(f"flow: cached ({path.name})")
+        log(f"flow: cached ({path.name})")
         return cached
     estimator, used = _make_estimator(backend, cfg, device)
-    _log(f"flow: {used.name} ({used.reason})")
+    log(f"flow: {used.name} ({used.reason})")
     flows = _compute_all(frames, gaps, estimator, cfg, exposures, progress)
     if path is not None:
         _save_cache(path if used == backend else cache_file(used), flows)
@@ -453,187 +426,5 @@ def _load_cache(path: Path, gaps: list[int]) -> dict[int, FlowPair] | None:
                 for k in gaps
             }
     except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:
-        _log(f"flow: ignoring unreadable cache {path.name} ({exc}); recomputing")
+        log(f"flow: ignoring unreadable cache {path.name} ({exc}); recomputing")
         return None
-
-
-# --------------------------------------------------------------------------- visualisation
-
-
-def _colour_wheel() -> np.ndarray:
-    """The Middlebury colour wheel (Baker et al. 2011): [55, 3] RGB in [0, 1]."""
-    segments = ((15, (1, 0, 0), (1, 1, 0)), (6, (1, 1, 0), (0, 1, 0)), (4, (0, 1, 0), (0, 1, 1)),
-                (11, (0, 1, 1), (0, 0, 1)), (13, (0, 0, 1), (1, 0, 1)), (6, (1, 0, 1), (1, 0, 0)))  # fmt: skip
-    parts = []
-    for length, start, end in segments:
-        ramp = np.arange(length)[:, None] / length
-        parts.append((1 - ramp) * np.array(start) + ramp * np.array(end))
-    return np.concatenate(parts)
-
-
-_WHEEL = _colour_wheel()
-
-
-def flow_to_color(flow: np.ndarray, max_magnitude: float | None = None) -> np.ndarray:
-    """uint8 RGB [..., H, W, 3]: hue = direction, saturation = magnitude / max_magnitude."""
-    flow = np.nan_to_num(np.asarray(flow, np.float32))
-    u, v = flow[..., 0], flow[..., 1]
-    if max_magnitude is None:
-        max_magnitude = float(np.hypot(u, v).max(initial=0.0))
-    scale = max(max_magnitude, np.finfo(np.float32).eps)
-    radius = np.hypot(u, v) / scale
-    position = (np.arctan2(-v, -u) / np.pi + 1) / 2 * (len(_WHEEL) - 1)
-    low = np.floor(position).astype(int)
-    high = (low + 1) % len(_WHEEL)
-    frac = (position - low)[..., None]
-    colour = (1 - frac) * _WHEEL[low] + frac * _WHEEL[high]
-    inside = (radius <= 1)[..., None]
-    colour = np.where(inside, 1 - radius[..., None] * (1 - colour), colour * 0.75)  # 0.75: out of range
-    return np.clip(colour * 255 + 0.5, 0, 255).astype(np.uint8)
-
-
-def export_flow_visualisation(flows: dict[int, FlowPair], out_dir: Path, fps: float) -> None:
-    """PNGs ``flow_k{gap}/00000.png ...`` and a video ``flow_k{gap}.mp4`` of the forward flows.
-
-    One colour scale per gap (a high percentile of the magnitudes) so colours compare across
-    frames; pixels failing the consistency check are shown at half brightness.
-    """
-    from vidcam.io.video import write_sdr_video  # imported late: video I/O pulls in PyAV
-
-    out_dir = Path(out_dir)
-    for gap, pair in sorted(flows.items()):
-        if len(pair.forward) == 0:
-            continue
-        images = _flow_images(pair)
-        folder = out_dir / f"flow_k{gap}"
-        folder.mkdir(parents=True, exist_ok=True)
-        for t, image in enumerate(images):
-            with atomic_path(folder / f"{t:05d}.png") as tmp:
-                if not cv2.imwrite(str(tmp), image[..., ::-1]):
-                    raise VidcamError(f"cannot write {folder / f'{t:05d}.png'}")
-        write_sdr_video(out_dir / f"flow_k{gap}.mp4", images, fps)
-
-
-def _flow_images(pair: FlowPair) -> np.ndarray:
-    magnitude = np.linalg.norm(pair.forward, axis=-1)
-    scale = float(np.percentile(magnitude[pair.valid_forward], VIS_PERCENTILE)) if pair.valid_forward.any() else None
-    images = flow_to_color(pair.forward, scale)
-    images[~pair.valid_forward] //= 2
-    return images
-
-
-# --------------------------------------------------------------------------- dominant motion
-
-
-def dominant_motion(pair: FlowPair, ransac_px: float = RANSAC_PX) -> tuple[np.ndarray, np.ndarray]:
-    """Per forward flow t: the homography of the camera motion and each pixel's departure from it.
-
-    Returns H float64 [N-k, 3, 3] mapping frame t pixel coordinates (centres at +0.5) to frame
-    t+k, fitted by RANSAC on valid flow, and a float32 [N-k, H, W] score: the distance in
-    pixels between the flow and the homography's prediction (at every pixel, valid or not).
-    """
-    count, height, width = pair.forward.shape[:3]
-    points = _pixel_centres(height, width)
-    homographies = np.zeros((count, 3, 3))
-    scores = np.zeros((count, height, width), np.float32)
-    for t in range(count):
-        homographies[t] = _fit_homography(points, pair.forward[t], pair.valid_forward[t], ransac_px)
-        predicted = _apply_homography(homographies[t], points) - points
-        scores[t] = np.linalg.norm(pair.forward[t] - predicted, axis=-1)
-    return homographies, scores
-
-
-def region_motion(pair: FlowPair, regions: np.ndarray, ransac_px: float = RANSAC_PX) -> np.ndarray:
-    """Per forward flow t: the similarity (as a 3x3 matrix) moving the pixels of ``regions[t]``.
-
-    ``regions`` is bool [N, H, W] (e.g. the foreground mask). Fitted by RANSAC on the valid flow
-    inside the region; the identity where the region has too few pixels.
-    """
-    count, height, width = pair.forward.shape[:3]
-    points = _pixel_centres(height, width)
-    motions = np.tile(np.eye(3), (count, 1, 1))
-    for t in range(count):
-        inside = regions[t] & pair.valid_forward[t]
-        if inside.sum() < MIN_HOMOGRAPHY_SAMPLES:
-            continue
-        stride = max(1, int(inside.sum()) // RANSAC_MAX_SAMPLES)
-        src = np.ascontiguousarray(points[inside][::stride])  # OpenCV rejects strided views
-        dst = src + pair.forward[t][inside][::stride]
-        affine, _ = cv2.estimateAffinePartial2D(src, dst, None, cv2.RANSAC, ransac_px)
-        if affine is not None:
-            motions[t, :2] = affine
-    return motions
-
-
-def _pixel_centres(height: int, width: int) -> np.ndarray:
-    xs, ys = np.meshgrid(np.arange(width, dtype=np.float32) + 0.5, np.arange(height, dtype=np.float32) + 0.5)
-    return np.stack([xs, ys], axis=-1)
-
-
-def _apply_homography(homography: np.ndarray, points: np.ndarray) -> np.ndarray:
-    flat = points.reshape(-1, 1, 2).astype(np.float64)
-    return cv2.perspectiveTransform(flat, homography).reshape(points.shape).astype(np.float32)
-
-
-def _fit_homography(points: np.ndarray, flow: np.ndarray, valid: np.ndarray, ransac_px: float) -> np.ndarray:
-    """RANSAC homography on (evenly strided) valid samples; median translation if that fails."""
-    mask = valid if valid.sum() >= MIN_HOMOGRAPHY_SAMPLES else np.ones_like(valid)
-    stride = max(1, int(mask.sum()) // RANSAC_MAX_SAMPLES)
-    src = np.ascontiguousarray(points[mask][::stride])  # OpenCV rejects strided views
-    dst = src + flow[mask][::stride]
-    homography, _ = cv2.findHomography(src, dst, cv2.RANSAC, ransac_px)
-    if homography is None:
-        homography = np.eye(3)
-        homography[:2, 2] = np.median(flow[mask], axis=0)
-    return homography
-
-
-# --------------------------------------------------------------------------- foreground
-
-
-def foreground_from_motion(
-    flows: dict[int, FlowPair], threshold_px: float = FOREGROUND_THRESHOLD_PX
-) -> np.ndarray:
-    """float32 [N,H,W] in [0,1]: soft mask of pixels moving unlike the dominant (camera) motion.
-
-    Each flow direction scores every source frame by its residual from the frame's homography,
-    relative to max(threshold_px, FOREGROUND_RELATIVE * median flow magnitude); scores are
-    averaged over the consistent measurements of all gaps and directions (all measurements
-    where none is consistent), ramped to [0, 1], then cleaned morphologically and smoothed.
-    """
-    pairs = [pair for pair in flows.values() if len(pair.forward)]
-    if not pairs:
-        raise VidcamError("foreground_from_motion needs at least one frame pair")
-    count = max(len(pair.forward) + pair.gap for pair in pairs)
-    height, width = pairs[0].forward.shape[1:3]
-    sums = np.zeros((2, count, height, width), np.float32)  # [valid-weighted, all]
-    weights = np.zeros((2, count, height, width), np.float32)
-    for pair in pairs:
-        n = len(pair.forward)
-        for direction, frames in ((pair, range(n)), (pair.reversed(), range(pair.gap, pair.gap + n))):
-            relative = _relative_residual(direction, threshold_px)
-            index = np.asarray(frames, int)
-            sums[0, index] += relative * direction.valid_forward
-            weights[0, index] += direction.valid_forward
-            sums[1, index] += relative
-            weights[1, index] += 1
-    residual = np.where(weights[0] > 0, sums[0] / np.maximum(weights[0], 1), sums[1] / np.maximum(weights[1], 1))
-    soft = np.clip((residual - (1 - FOREGROUND_SOFTNESS)) / (2 * FOREGROUND_SOFTNESS), 0, 1)
-    return np.stack([_clean_mask(m) for m in soft]).astype(np.float32)
-
-
-def _relative_residual(pair: FlowPair, threshold_px: float) -> np.ndarray:
-    """Residual from the dominant motion divided by each frame's threshold (1 = at threshold)."""
-    _, scores = dominant_motion(pair)
-    magnitude = np.linalg.norm(pair.forward, axis=-1).reshape(len(scores), -1)
-    thresholds = np.maximum(threshold_px, FOREGROUND_RELATIVE * np.median(magnitude, axis=1))
-    return scores / thresholds[:, None, None].astype(np.float32)
-
-
-def _clean_mask(mask: np.ndarray) -> np.ndarray:
-    """Open (drop specks), close (fill holes), blur (soft edge); sizes scale with the frame."""
-    size = max(3, int(round(CLEANUP_FRACTION * min(mask.shape))) | 1)
-    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size))
-    mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, kernel)
-    mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, kernel)
-    return np.clip(cv2.GaussianBlur(mask, (size, size), 0), 0, 1)
