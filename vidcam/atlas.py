@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import json
 import math
-import sys
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from fractions import Fraction
@@ -40,7 +39,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from tqdm import tqdm
 
 from vidcam.config import Config
 from vidcam.errors import VidcamError
@@ -49,6 +47,7 @@ from vidcam.io.images import read_png, write_exr, write_png
 from vidcam.io.video import read_video, write_hdr10_video, write_sdr_video
 from vidcam.models.model import LOG_FLOOR, VidcamModel
 from vidcam.plots import image_grid
+from vidcam.progress import progress
 from vidcam.rendering import (
     display_clip,
     display_sdr,
@@ -162,7 +161,7 @@ def _model_device(model: VidcamModel) -> torch.device:
 
 
 def _progress(n: int, desc: str) -> Iterator[int]:
-    return iter(tqdm(range(n), desc=desc, file=sys.stderr, leave=False))
+    return iter(progress(range(n), desc, leave=False))
 
 
 def _render_all(model: VidcamModel, chunk: int, evaluate: Evaluate | None, desc: str) -> np.ndarray:

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-import sys
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from vidcam.config import Config
 from vidcam.io.atomic import atomic_write_text
@@ -18,6 +16,7 @@ from vidcam.io.images import write_exr, write_png
 from vidcam.io.video import Clip, write_hdr10_video, write_sdr_video
 from vidcam.models.model import VidcamModel
 from vidcam.plots import image_grid, line_plot
+from vidcam.progress import progress
 from vidcam.rendering import display_clip, exposure_scale, sdr_operator, recorded_by_camera, render_frame, to_uint8
 
 CRF_SAMPLES = 256
@@ -29,7 +28,7 @@ def render_clip(model: VidcamModel, chunk: int, camera: bool = False, desc: str 
     evaluate = recorded_by_camera(model) if camera else None
     frames = [
         render_frame(model, t, chunk, evaluate)
-        for t in tqdm(range(model.frame.n_frames), desc=desc, file=sys.stderr, leave=False)
+        for t in progress(range(model.frame.n_frames), desc, leave=False)
     ]
     return np.stack(frames)
 
