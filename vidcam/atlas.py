@@ -161,7 +161,7 @@ def _model_device(model: VidcamModel) -> torch.device:
 
 
 def _progress(n: int, desc: str) -> Iterator[int]:
-    return iter(progress(range(n), desc, leave=False))
+    return iter(progress(range(n), desc, unit="frame", leave=False))
 
 
 def _render_all(model: VidcamModel, chunk: int, evaluate: Evaluate | None, desc: str) -> np.ndarray:

@@ -28,7 +28,7 @@ def render_clip(model: VidcamModel, chunk: int, camera: bool = False, desc: str 
     evaluate = recorded_by_camera(model) if camera else None
     frames = [
         render_frame(model, t, chunk, evaluate)
-        for t in progress(range(model.frame.n_frames), desc, leave=False)
+        for t in progress(range(model.frame.n_frames), desc, unit="frame", leave=False)
     ]
     return np.stack(frames)
 
