@@ -14,6 +14,7 @@ from typing import Any
 
 from vidcam.config import PRESETS, Config, FlowConfig, RenderConfig, choices, load_config, parse_value
 from vidcam.errors import VidcamError
+from vidcam.progress import set_quiet
 
 INFO_MAX_SIDE = 160  # `vidcam info` measures brightness on small frames: fast on long clips
 DEVICES = choices(Config, "device")
@@ -24,6 +25,10 @@ def _common_video_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--start-frame", type=int, help="first frame to use")
     parser.add_argument("--max-frames", type=int, help="use at most this many frames")
     parser.add_argument("--max-side", type=int, help="downscale so the longest side is at most this")
+
+
+def _quiet_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress reports on stderr (errors still print)")
 
 
 def _config_args(parser: argparse.ArgumentParser) -> None:
@@ -56,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     enhance.add_argument("--save-frames", action="store_true", default=None, help="also write frames/*.png")
     enhance.add_argument("--export-atlas", action="store_true", default=None, help="also export the atlases")
     enhance.add_argument("--resume", action="store_true", help="continue the run in the output folder")
+    _quiet_arg(enhance)
 
     info = sub.add_parser("info", help="what a video holds: size, frames, fps, codec, audio, brightness per frame")
     _common_video_args(info)
@@ -66,11 +72,13 @@ def build_parser() -> argparse.ArgumentParser:
     flow.add_argument("-o", "--output", type=Path, required=True, help="output folder")
     flow.add_argument("--exposures", help="exposure pattern, for exposure matching before flow")
     flow.add_argument("--ev", action="store_true", default=None)
+    _quiet_arg(flow)
 
     atlas = sub.add_parser("atlas", help="export the atlases, alpha mattes and mapping visualisations of a run")
     atlas.add_argument("run", type=Path, help="output folder of an enhance run")
     atlas.add_argument("-o", "--output", type=Path, help="where to write (default RUN/atlas)")
     atlas.add_argument("--device", choices=DEVICES, default="auto")
+    _quiet_arg(atlas)
 
     edit = sub.add_parser("edit", help="re-render a run with an edited atlas")
     edit.add_argument("run", type=Path, help="output folder of an enhance run")
@@ -78,6 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     edit.add_argument("--atlas", type=Path, required=True, help="the edited atlas PNG (RGBA composites over the atlas)")
     edit.add_argument("-o", "--output", type=Path, help="output video (default RUN/edit_layer<K>.mp4)")
     edit.add_argument("--device", choices=DEVICES, default="auto")
+    _quiet_arg(edit)
     return parser
 
 
@@ -210,6 +219,7 @@ COMMANDS = {"enhance": run_enhance, "info": run_info, "flow": run_flow, "atlas":
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    set_quiet(getattr(args, "quiet", False))
     try:
         COMMANDS[args.command](args)
     except VidcamError as exc:

@@ -10,15 +10,14 @@ camera would record); the export, ``vidcam atlas`` and ``vidcam edit`` all build
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable, Iterator
 
 import numpy as np
 import torch
 from torch import Tensor
-from tqdm import tqdm
 
 from vidcam.models.model import LOG_FLOOR, VidcamModel
+from vidcam.progress import progress
 
 LUMA_709 = np.array([0.2126, 0.7152, 0.0722], dtype=np.float32)
 
@@ -50,7 +49,7 @@ def render_frames(
     model: VidcamModel, chunk: int, evaluate: Evaluate | None = None, desc: str = "render"
 ) -> Iterator[np.ndarray]:
     """``render_frame`` for every frame in order, with a progress bar."""
-    for t in tqdm(range(model.frame.n_frames), desc=desc, file=sys.stderr, leave=False):
+    for t in progress(range(model.frame.n_frames), desc, unit="frame", leave=False):
         yield render_frame(model, t, chunk, evaluate)
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import math
-import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -19,13 +18,13 @@ import cv2
 import numpy as np
 import torch
 from torch import Tensor
-from tqdm import tqdm
 
 from vidcam.atlas.display import DisplayCurve
 from vidcam.config import AtlasConfig
 from vidcam.errors import VidcamError
 from vidcam.io.atomic import atomic_write_text
 from vidcam.models.model import VidcamModel
+from vidcam.progress import progress
 from vidcam.run import ATLAS_DIR, Run
 
 LAYOUT_NAME = "atlas.json"
@@ -104,7 +103,7 @@ def measure_coverage(model: VidcamModel, cfg: AtlasConfig, chunk: int) -> Covera
     step_y = xy_all.new_tensor([0.0, frame.pixel_size])
     uv: list[list[np.ndarray]] = [[] for _ in range(scene.n_layers)]
     scale: list[list[np.ndarray]] = [[] for _ in range(scene.n_layers)]
-    for t in tqdm(range(frame.n_frames), desc="coverage", file=sys.stderr, leave=False):
+    for t in progress(range(frame.n_frames), "coverage", unit="frame", leave=False):
         for start in range(0, xy_all.shape[0], chunk):
             xy = xy_all[start : start + chunk]
             t_index = torch.full((xy.shape[0],), t, device=device, dtype=torch.long)

@@ -23,7 +23,6 @@ import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
 
 from vidcam import raft_weights
 from vidcam.config import FlowConfig, choices
@@ -31,6 +30,7 @@ from vidcam.errors import VidcamError
 from vidcam.flow.types import FlowPair
 from vidcam.io.atomic import atomic_path
 from vidcam.log import log
+from vidcam.progress import Progress, progress as progress_report  # `progress` names a flag here
 
 BACKENDS = choices(FlowConfig, "backend")
 # DIS settings, chosen by measurement (256x144 textured synthetic pairs, mean EPE): the MEDIUM
@@ -331,7 +331,7 @@ def _compute_all(
     size = frames.shape[1:3]
     small = _resize_frames(frames, flow_resolution(*size, cfg.max_side))
     total = sum(2 * max(len(frames) - k, 0) for k in gaps)
-    with tqdm(total=total, desc="flow", unit="pair", file=sys.stderr, disable=not progress) as bar:
+    with progress_report(desc="flow", total=total, unit="pair", disable=not progress) as bar:
         return {k: _flow_pair(small, size, k, estimator, cfg, exposures, bar) for k in gaps}
 
 
@@ -342,7 +342,7 @@ def _flow_pair(
     estimator: Estimator,
     cfg: FlowConfig,
     exposures: np.ndarray | None,
-    bar: tqdm,
+    bar: Progress,
 ) -> FlowPair:
     """Forward flows t -> t+gap and backward flows t+gap -> t, computed in batches."""
     count = max(len(small) - gap, 0)

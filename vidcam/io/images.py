@@ -13,6 +13,13 @@ from vidcam.io.atomic import atomic_path
 
 EXR_COMPRESSION = OpenEXR.ZIP_COMPRESSION
 _RGB = ("R", "G", "B")
+# Every EXR vidcam writes is linear, scene-referred light in the source video's primaries, taken
+# as Rec.709/sRGB; without these attributes VFX tools (Nuke, OCIO) must guess the colour space.
+# OpenEXR's `chromaticities`: red, green, blue, white (D65) as CIE 1931 xy.
+REC709_CHROMATICITIES = (0.64, 0.33, 0.30, 0.60, 0.15, 0.06, 0.3127, 0.3290)
+# OpenEXR 3.5's `colorInteropID` naming the same space (OCIO's interop ID); readers that predate
+# it see an ordinary string attribute.
+REC709_INTEROP_ID = "lin_rec709_scene"
 
 
 def _check_output(path: Path) -> None:
@@ -26,14 +33,20 @@ def _check_input(path: Path) -> None:
 
 
 def write_exr(path: str | Path, rgb: np.ndarray, half: bool = True) -> None:
-    """Write float [H, W, 3] RGB as a scanline EXR with R, G, B channels (half or full float)."""
+    """Write linear float [H, W, 3] Rec.709 RGB as a scanline EXR with R, G, B channels (half or
+    full float), tagged with Rec.709 primaries and D65 white."""
     path = Path(path)
     rgb = np.asarray(rgb)
     if rgb.ndim != 3 or rgb.shape[2] != 3:
         raise ValueError(f"EXR image must be [H, W, 3], got shape {rgb.shape}")
     dtype = np.float16 if half else np.float32
     channels = {name: np.ascontiguousarray(rgb[..., i], dtype=dtype) for i, name in enumerate(_RGB)}
-    header = {"compression": EXR_COMPRESSION, "type": OpenEXR.scanlineimage}
+    header = {
+        "compression": EXR_COMPRESSION,
+        "type": OpenEXR.scanlineimage,
+        "chromaticities": REC709_CHROMATICITIES,
+        "colorInteropID": REC709_INTEROP_ID,
+    }
     _check_output(path)
     with atomic_path(path) as tmp, OpenEXR.File(header, channels) as exr:
         exr.write(str(tmp))

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import math
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import torch
-from tqdm import tqdm
 
 from vidcam.config import Config
 from vidcam.errors import VidcamError
@@ -18,6 +16,7 @@ from vidcam.models.encodings import encoding_parameters
 from vidcam.models.camera import DEFAULT_Z_RANGE
 from vidcam.models.model import VidcamModel
 from vidcam.plan import RunPlan
+from vidcam.progress import Progress, progress
 from vidcam.training import losses
 from vidcam.training.checkpoint import load_checkpoint, save_checkpoint
 from vidcam.training.data import ClipData
@@ -187,7 +186,7 @@ class Trainer:
         if scene.alpha is None or self.data.foreground is None or tc.bootstrap_steps <= 0:
             return
         optimizer = torch.optim.Adam(scene.alpha.parameters(), lr=tc.lr * tc.lr_encoding_scale)
-        for _ in tqdm(range(tc.bootstrap_steps), desc="bootstrap", leave=False, file=sys.stderr):
+        for _ in progress(range(tc.bootstrap_steps), "bootstrap", unit="step", leave=False):
             batch = self.data.pixels(tc.reg_batch_size)
             with self.autocast():
                 weights = scene.layer_weights(batch.xy, batch.t)
@@ -205,13 +204,8 @@ class Trainer:
         tc = self.cfg.train
         last_save = time.monotonic()
         # The bar counts progress (steps or time budget, whichever ends training first), so its ETA holds for both.
-        bar = tqdm(
-            total=PROGRESS_TICKS,
-            initial=round(self.progress() * PROGRESS_TICKS),
-            desc="train",
-            file=sys.stderr,
-            dynamic_ncols=True,
-            bar_format="{l_bar}{bar}| {elapsed}<{remaining}{postfix}",
+        bar = progress(
+            desc="train", total=PROGRESS_TICKS, initial=round(self.progress() * PROGRESS_TICKS), show_count=False
         )
         try:
             while not self.finished():
@@ -234,7 +228,7 @@ class Trainer:
         self.save()
         return self.history
 
-    def _log(self, terms: dict[str, torch.Tensor], bar: tqdm) -> None:
+    def _log(self, terms: dict[str, torch.Tensor], bar: Progress) -> None:
         values = {name: float(value.detach()) for name, value in terms.items()}
         values["psnr"] = -10 * math.log10(max(values["color"], 1e-12))
         values.update(step=self.step, seconds=self.elapsed)
