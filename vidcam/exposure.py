@@ -62,7 +62,7 @@ def parse_exposures(text: str, n_frames: int, ev: bool = False) -> np.ndarray:
         values = np.array([float(tok) for tok in tokens], dtype=np.float64)
     except ValueError:
         if not from_file and _looks_like_path(text):
-            raise VidcamError(f"exposure file not found: {source}") from None
+            raise VidcamError(f"exposure file not found: {text}") from None
         raise VidcamError(f"malformed exposure list '{source}': expected numbers like '1,4'") from None
     if values.size == 0:
         raise VidcamError(f"exposure list '{source}' holds no values")
