@@ -123,6 +123,23 @@ def test_alternation_survives_a_fade():
     assert ev_error(estimate.ratio, 4.0) < 0.3
 
 
+def test_alternation_before_a_black_tail():
+    # the black frames (a third of the clip) tell nothing about exposure: they don't count against it
+    gain = np.where(T % 2 == 1, 4.0, 1.0) * (T < 40)
+    estimate = estimate_exposures(_gained(gain))
+    assert estimate.period == 2
+    assert ev_error(estimate.ratio, 4.0) < 0.3
+
+
+def test_exposures_too_far_apart_to_share_a_well_exposed_pixel():
+    frames = alternating_clip((1.0, 500.0), n_frames=20)
+    assert np.mean(frames[0].mean(-1) < 0.08) > 0.95
+    estimate = estimate_exposures(frames)
+    assert estimate.period == 2
+    assert estimate.log_exposure[0] < estimate.log_exposure[1]
+    assert ev_error(estimate.ratio, 500.0) < 1.0
+
+
 def test_too_few_frames_for_a_pattern():
     assert estimate_exposures(alternating_clip((1.0, 8.0), n_frames=3)).period == 1
 

@@ -21,7 +21,8 @@ MIN_ALTERNATION_RATIO = 2.0  # phases 1 EV apart or more are exposures; smaller 
 MAX_PERIOD = 3  # longest brightness cycle looked for
 MAX_PATTERN = 8  # longest cyclic pattern accepted from the user
 ESTIMATE_MAX_SIDE = 160  # frames are compared at this size: enough pixels, and fast on 1080p
-MIN_COMPARED_PIXELS = 16  # below this many pixels well exposed in both frames, mean brightness is compared
+MIN_COMPARED_PIXELS = 16  # fewer pixels well exposed in both frames leave their brightness step unmeasured
+MIN_MEASURED_STEPS = 0.5  # fewer measured steps than this fraction: mean brightness is compared instead
 FLAT_RANGE = 0.1  # 3x3 value range under which a pixel is inside a region, not on an edge that motion moves
 STEP_TOLERANCE = 0.25  # a frame-to-frame step follows the pattern within this fraction of its spread
 MIN_CONSISTENT_STEPS = 0.8  # fraction of the clip's steps that must follow the pattern (not a flicker)
@@ -119,7 +120,9 @@ def estimate_exposures(frames: np.ndarray) -> ExposureEstimate:
     if n < 4:
         return best
     small = _downscaled(frames, ESTIMATE_MAX_SIDE)
-    steps = np.array([_log_step(small[t - 1], small[t]) for t in range(1, n)])
+    steps = np.array([_log_step(small[t - 1], small[t]) for t in range(1, n)])  # NaN: unmeasured
+    if np.isfinite(steps).mean() < MIN_MEASURED_STEPS:  # e.g. exposures so far apart that nothing overlaps
+        steps = np.array([_mean_log_step(small[t - 1], small[t]) for t in range(1, n)])
     best_consistency = 0.0
     for period in range(2, min(MAX_PERIOD, n // 2) + 1):
         fit = _fit_pattern(steps, period)
@@ -132,9 +135,13 @@ def estimate_exposures(frames: np.ndarray) -> ExposureEstimate:
 
 
 def _fit_pattern(steps: np.ndarray, period: int) -> tuple[np.ndarray, float] | None:
-    """The cyclic log-exposure pattern (phase 0 = frame 0 at 0) that the steps follow, and the
-    fraction of steps that follow it; None when they don't form one."""
+    """The cyclic log-exposure pattern (phase 0 = frame 0 at 0) that the measured (finite) steps
+    follow, and the fraction of them that follow it; None when they don't form one."""
     phase = np.arange(1, steps.size + 1) % period  # step t leads into frame t
+    measured = np.isfinite(steps)
+    if any(not np.any(measured & (phase == p)) for p in range(period)):
+        return None
+    phase, steps = phase[measured], steps[measured]
     medians = np.array([np.median(steps[phase == p]) for p in range(period)])
     closure = medians.sum()  # a full cycle of exposure steps ends where it started, but for a fade
     balanced = medians - closure / period
@@ -161,7 +168,8 @@ def _downscaled(frames: np.ndarray, max_side: int) -> np.ndarray:
 def _log_step(before: np.ndarray, after: np.ndarray) -> float:
     """Log brightness ratio of ``after`` to ``before``, compared on co-located pixels well
     exposed in both, so clipping and near-black noise don't bias it; inside flat regions where
-    there are enough, since an edge that moved mixes a bright and a dark side differently."""
+    there are enough, since an edge that moved mixes a bright and a dark side differently.
+    NaN when too few pixels are well exposed in both (a black frame tells nothing)."""
     lo, hi = WELL_EXPOSED
     value_before, value_after = before.mean(-1), after.mean(-1)
     linear_before = (before**APPROX_GAMMA).mean(-1)
@@ -171,9 +179,14 @@ def _log_step(before: np.ndarray, after: np.ndarray) -> float:
     if flat.sum() >= MIN_COMPARED_PIXELS:
         compared = flat
     elif compared.sum() < MIN_COMPARED_PIXELS:
-        return float(np.log((linear_after.mean() + 1e-6) / (linear_before.mean() + 1e-6)))
+        return float("nan")
     ratios = linear_after[compared] / np.maximum(linear_before[compared], 1e-6)
     return float(np.log(max(float(np.median(ratios)), 1e-6)))
+
+
+def _mean_log_step(before: np.ndarray, after: np.ndarray) -> float:
+    linear_before, linear_after = before**APPROX_GAMMA, after**APPROX_GAMMA
+    return float(np.log((linear_after.mean() + 1e-6) / (linear_before.mean() + 1e-6)))
 
 
 def _local_range(image: np.ndarray) -> np.ndarray:
