@@ -18,6 +18,7 @@ from vidcam.progress import set_quiet
 
 INFO_MAX_SIDE = 160  # `vidcam info` measures brightness on small frames: fast on long clips
 DEVICES = choices(Config, "device")
+EXPOSURE_FLAG = "--exposures"
 
 
 def _common_video_args(parser: argparse.ArgumentParser) -> None:
@@ -149,6 +150,7 @@ def run_enhance(args: argparse.Namespace) -> None:
 def run_info(args: argparse.Namespace) -> None:
     from vidcam.exposure import estimate_exposures
     from vidcam.io.video import mean_brightness, probe, read_video
+    from vidcam.plan import resolve
 
     _require_file(args.input)
     info = probe(args.input)
@@ -163,9 +165,14 @@ def run_info(args: argparse.Namespace) -> None:
     print(f"codec:      {info.codec} {info.pix_fmt}, {info.bit_depth}-bit")
     print(f"audio:      {audio}")
     if clip.n_frames >= 2:
-        estimate = estimate_exposures(clip.frames_float())
-        pattern = f"alternating, period {estimate.period}, ratio {estimate.ratio:.2f}" if estimate.period > 1 else "none"
-        print(f"exposure:   {pattern}")
+        frames = clip.frames_float()
+        estimate = estimate_exposures(frames)
+        if estimate.period > 1:
+            pattern = " : ".join(f"{value:.3g}" for value in estimate.pattern)
+            print(f"exposure:   alternating, period {estimate.period}, pattern {pattern} (from frame 0), ratio {estimate.ratio:.2f}")
+        else:
+            print("exposure:   none (brightness does not alternate)")
+        print(f"mode:       {resolve(Config(), frames).mode} (what `vidcam enhance` picks on its own)")
     print("brightness: " + " ".join(f"{b:.3f}" for b in brightness))
 
 
@@ -217,8 +224,28 @@ def _require_file(path: Path) -> None:
 COMMANDS = {"enhance": run_enhance, "info": run_info, "flow": run_flow, "atlas": run_atlas, "edit": run_edit}
 
 
+def _join_negative_exposures(argv: list[str]) -> list[str]:
+    """``--exposures -2,2`` as ``--exposures=-2,2``: argparse takes a value that starts with '-'
+    and is not a plain number for an option, so negative EV lists would be refused."""
+    joined: list[str] = []
+    index = 0
+    while index < len(argv):
+        arg = argv[index]
+        if arg == "--":
+            return joined + argv[index:]
+        value = argv[index + 1] if index + 1 < len(argv) else ""
+        abbreviates = len(arg) >= len("--ex") and EXPOSURE_FLAG.startswith(arg)
+        if abbreviates and value[:1] == "-" and value[1:2] in set("0123456789."):
+            joined.append(f"{arg}={value}")
+            index += 2
+        else:
+            joined.append(arg)
+            index += 1
+    return joined
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(_join_negative_exposures(sys.argv[1:] if argv is None else list(argv)))
     set_quiet(getattr(args, "quiet", False))
     try:
         COMMANDS[args.command](args)
