@@ -164,6 +164,9 @@ class RenderConfig:
 class Config:
     mode: Literal["auto", "hdr", "deblur"] = "auto"
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    # CPU threads for torch; None: OMP_NUM_THREADS if set, else the cores the load average leaves
+    # idle (on a busy machine a second thread made steps 5-12x slower, see vidcam/threads.py).
+    threads: int | None = None
     exposures: str | None = None  # "1,4" cyclic, or one value per frame
     ev: bool = False  # exposures are given in EV (log2) instead of times
     masks: str | None = None  # folder of user foreground masks

@@ -30,6 +30,7 @@ from vidcam.io.video import Clip, read_video
 from vidcam.models.model import ClipShape, VidcamModel
 from vidcam.models.scene import chain_to_reference
 from vidcam.sharpness import frame_sharpness, sharp_frame_weights
+from vidcam.threads import apply_threads
 from vidcam.training.checkpoint import CHECKPOINT_NAME
 from vidcam.training.data import ClipData
 from vidcam.training.trainer import Trainer
@@ -144,6 +145,7 @@ def enhance(input_path: Path, outdir: Path | None, cfg: Config, resume: bool = F
     prepare_outdir(outdir, resume)
     timer = Timer()
     device = pick_device(cfg.device)
+    threads = apply_threads(cfg.threads)
 
     with timer.stage("decode"):
         clip = read_video(input_path, cfg.io.start_frame, cfg.io.max_frames, cfg.io.max_side)
@@ -191,6 +193,7 @@ def enhance(input_path: Path, outdir: Path | None, cfg: Config, resume: bool = F
         "input": str(input_path),
         "mode": mode,
         "device": str(device),
+        "threads": threads,
         "frames": clip.n_frames,
         "size": [clip.width, clip.height],
         "fps": str(clip.fps),
