@@ -87,3 +87,20 @@ def test_hdr_clip_exposures_hold_against_linear_truth(pattern):
     longest, shortest = int(np.argmax(clip["exposures"])), int(np.argmin(clip["exposures"]))
     assert (frames[longest] == 255).mean() > 0.02 > (frames[shortest] == 255).mean()
     assert hdr.max() > 1.0 / clip["exposures"].max()
+
+
+def test_scoring_tools_regenerate_real_truth_and_score_per_frame(blur_clip, tmp_path):
+    import bench
+    from score_run import ground_truth, per_frame_scores
+
+    clip_path = tmp_path / "real.mp4"
+    mrt.write_clip(blur_clip, clip_path)
+    truth = ground_truth(clip_path)  # not make_synthetic's renderer, which would build another scene
+    assert truth["sharp"].tobytes() == blur_clip["sharp"].tobytes()
+    frames = read_video(clip_path).frames
+    scores = per_frame_scores(frames, truth["sharp"], "blur")["psnr"]
+    assert len(scores) == 5
+    assert min(scores[i] for i in np.flatnonzero(blur_clip["blur_px"] < 0.6)) > \
+        max(scores[i] for i in np.flatnonzero(blur_clip["blur_px"] > 2.0))
+    row = bench.Row(str(clip_path), "blur", "blurry input", per_frame={"psnr": scores})
+    assert len(bench.per_frame_table([row], "blur").splitlines()) == 2 + 5

@@ -168,12 +168,13 @@ def evaluate_blur_clip(frames: np.ndarray, meta: dict, truth: dict) -> dict[str,
 
 def evaluate_clip(mp4: Path) -> dict[str, dict[str, float]]:
     """Scores of the baselines on a synthetic clip, using the decoded video (as a user would)."""
-    from make_synthetic import regenerate, sidecar_paths
+    from make_synthetic import sidecar_paths
+    from score_run import ground_truth  # knows every generator's sidecar (make_real_truth.py's too)
     from vidcam.io.video import read_video
 
     json_path = sidecar_paths(mp4)[0]
     meta = json.loads(json_path.read_text())
-    truth = regenerate(json_path)
+    truth = ground_truth(mp4)
     frames = read_video(mp4).frames
     evaluate = evaluate_hdr_clip if meta["kind"] == "hdr" else evaluate_blur_clip
     return evaluate(frames, meta, truth)
