@@ -3,6 +3,7 @@ settings of a tiny training run."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,12 @@ import pytest
 
 from vidcam.config import Config, load_config
 from vidcam.testing import synthetic
+from vidcam.testing.real_footage import DATA_ENV
+
+# The real clips beside the checkout (../shared/data); tests that need them skip when it is absent.
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+if SHARED_DATA.is_dir():
+    os.environ.setdefault(DATA_ENV, str(SHARED_DATA))
 
 TINY = {"n_frames": 6, "height": 36, "width": 64}
 

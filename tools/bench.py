@@ -92,6 +92,7 @@ class Row:
     cuda_peak_mib: float | None = None
     quality: dict[str, float] = field(default_factory=dict)
     deltas: dict[str, float] = field(default_factory=dict)
+    per_frame: dict[str, list[float]] = field(default_factory=dict)  # quality key -> one value per frame
     wall_vs_reference: float | None = None  # wall / the reference baseline's wall
     load_1min: float | None = None  # load average when the run started
     code_hash: str | None = None  # of vidcam/ and configs/ when the run started (others may be editing)
@@ -183,10 +184,12 @@ def bench_vidcam(clip: Path, kind: str | None, run_dir: Path, budget: float | No
         return row
     fill_from_report(row, json.loads((run_dir / "report.json").read_text()))
     if kind is not None:
-        from vidcam.testing.scoring import score_run
+        from vidcam.testing.scoring import per_frame_scores, run_prediction
 
         try:
-            row.quality = score_run(run_dir)
+            prediction, gt, scored_kind = run_prediction(run_dir)
+            row.quality = hdr_scores(prediction, gt) if scored_kind == "hdr" else sdr_scores(prediction, gt)
+            row.per_frame = per_frame_scores(prediction, gt, scored_kind)
         except Exception as exc:  # a broken output is a result to report, not a reason to lose the bench
             row.status = f"scoring failed: {type(exc).__name__}: {exc}"
     progress(f"  done in {row.wall_s:.1f} s, {row.steps} steps, " + quality_text(row.quality))
@@ -251,11 +254,12 @@ def bench_baseline(clip: Path, kind: str, method: str, name: str, folder: Path, 
         progress(f"  {row.status}")
         return row
     row.stages = json.loads(timings_path.read_text())
+    from vidcam.testing.scoring import per_frame_scores
+
     prediction = np.load(prediction_path)
-    if kind == "hdr":
-        row.quality = hdr_scores(prediction, truth["hdr"][: len(prediction)])
-    else:
-        row.quality = sdr_scores(prediction, truth["sharp"][: len(prediction)])
+    gt = truth["hdr" if kind == "hdr" else "sharp"][: len(prediction)]
+    row.quality = hdr_scores(prediction, gt) if kind == "hdr" else sdr_scores(prediction, gt)
+    row.per_frame = per_frame_scores(prediction, gt, kind)
     progress(f"  done in {row.wall_s:.1f} s, " + quality_text(row.quality))
     return row
 
@@ -338,11 +342,26 @@ def quality_table(rows: list[Row], kind: str) -> str:
     return table(headers, body)
 
 
+def per_frame_table(rows: list[Row], kind: str) -> str:
+    """One line per frame, a column per (method, quality key); empty without per-frame scores."""
+    scored = [r for r in rows if r.per_frame]
+    if not scored:
+        return ""
+    columns = [(f"{r.method} {'' if r.budget_s is None else f'{r.budget_s:g}s '}{key}", r.per_frame[key])
+               for r in scored for key in QUALITY_KEYS[kind] if key in r.per_frame]
+    n = max(len(values) for _, values in columns)
+    body = [[str(i), *(fmt(values[i], ".2f") if i < len(values) else "-" for _, values in columns)] for i in range(n)]
+    return table(["frame", *(title for title, _ in columns)], body)
+
+
 def clip_report(clip: Path, kind: str | None, rows: list[Row]) -> str:
     title = f"== {clip} ({kind or 'no ground truth'}) =="
     parts = [title, timing_table(rows)]
     if kind is not None:
         parts += ["", quality_table(rows, kind)]
+        frames = per_frame_table(rows, kind)
+        if frames:
+            parts += ["", frames]
     return "\n".join(parts)
 
 

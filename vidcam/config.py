@@ -218,6 +218,9 @@ class Config:
 
     mode: Literal["auto", "hdr", "deblur"] = "auto"  # auto: hdr when brightness alternates
     device: Literal["auto", "cpu", "cuda"] = "auto"  # auto: CUDA when available
+    # CPU threads for torch; None: OMP_NUM_THREADS if set, else the cores the load average leaves
+    # idle (on a busy machine a second thread made steps 5-12x slower, see vidcam/threads.py).
+    threads: int | None = None
     exposures: str | None = None  # "1,4" cyclic, one value per frame, or a file of them
     ev: bool = False  # exposures are given in EV (log2) instead of times
     masks: str | None = None  # folder of user foreground masks

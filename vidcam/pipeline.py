@@ -21,6 +21,7 @@ from vidcam.motion import foreground_from_motion, initial_motions, load_masks
 from vidcam.plan import RunPlan, resolve
 from vidcam.run import Report, StageTimer, audio_source, default_outdir, pick_device, prepare_outdir
 from vidcam.sharpness import frame_sharpness, sharp_frame_weights
+from vidcam.threads import apply_threads
 from vidcam.training.data import ClipData
 from vidcam.training.trainer import Trainer
 
@@ -102,6 +103,7 @@ def enhance(input_path: Path, outdir: Path | None, cfg: Config, resume: bool = F
     prepare_outdir(outdir, resume)
     timer = StageTimer()
     device = pick_device(cfg.device)
+    threads = apply_threads(cfg.threads)
 
     prepared = prepare(input_path, outdir, cfg, device, resume, timer)
     model, data = build(cfg, prepared, device)
@@ -115,6 +117,7 @@ def enhance(input_path: Path, outdir: Path | None, cfg: Config, resume: bool = F
     report.steps = trainer.step
     report.samples_per_second = trainer.step * cfg.train.batch_size / max(trainer.elapsed, 1e-9)
     report.final_losses = history[-1] if history else {}
+    report.threads = threads
     if device.type == "cuda":
         report.cuda_max_memory_allocated = torch.cuda.max_memory_allocated(device)
     audio = audio_source(input_path, prepared.clip.info.has_audio, cfg.io.start_frame)

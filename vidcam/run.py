@@ -126,6 +126,7 @@ class Report:
     frames: int
     size: list[int]  # width, height of the frames the model was fitted to
     fps: str  # a rational, e.g. "30000/1001"
+    threads: int | None = None  # torch CPU threads the run used
     audio: str | None = None  # the file whose sound track the outputs carry (see audio_source)
     plan: dict[str, Any] = field(default_factory=dict)  # RunPlan.to_dict()
     flow: dict[str, Any] = field(default_factory=dict)  # backend, why it was chosen, gaps

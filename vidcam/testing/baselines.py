@@ -164,11 +164,11 @@ def evaluate_blur_clip(frames: np.ndarray, meta: dict, truth: dict) -> dict[str,
 def evaluate_clip(mp4: Path) -> dict[str, dict[str, float]]:
     """Scores of the baselines on a synthetic clip, using the decoded video (as a user would)."""
     from vidcam.io.video import read_video
-    from vidcam.testing.synthetic import regenerate, sidecar_paths
+    from vidcam.testing.scoring import ground_truth  # knows every generator's sidecar
+    from vidcam.testing.synthetic import sidecar_paths
 
-    json_path = sidecar_paths(mp4)[0]
-    meta = json.loads(json_path.read_text())
-    truth = regenerate(json_path)
+    meta = json.loads(sidecar_paths(mp4)[0].read_text())
+    truth = ground_truth(mp4)
     frames = read_video(mp4).frames
     evaluate = evaluate_hdr_clip if meta["kind"] == "hdr" else evaluate_blur_clip
     return evaluate(frames, meta, truth)
