@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from vidcam.cli import main
-from vidcam.io.video import write_sdr_video
+from vidcam.io.encode import write_sdr_video
 
 
 def run_cli(capsys: pytest.CaptureFixture, *argv: str) -> tuple[int, str, str]:

@@ -12,7 +12,8 @@ import skimage.data
 from vidcam.cli import build_parser, main
 from vidcam.errors import VidcamError
 from vidcam.exposure import estimate_exposures, parse_exposures
-from vidcam.io.video import read_video, write_sdr_video
+from vidcam.io.video import read_video
+from vidcam.io.encode import write_sdr_video
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 REAL_ALTERNATING = SHARED / "data" / "real_alternating"

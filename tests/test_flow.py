@@ -462,9 +462,9 @@ def test_flow_to_color_follows_the_middlebury_wheel():
 
 def test_export_flow_visualisation_writes_pngs_and_video(tmp_path, monkeypatch):
     written = {}
-    fake = types.ModuleType("vidcam.io.video")
+    fake = types.ModuleType("vidcam.io.encode")
     fake.write_sdr_video = lambda path, frames, fps, **kw: written.update(path=Path(path), frames=frames, fps=fps)
-    monkeypatch.setitem(sys.modules, "vidcam.io.video", fake)
+    monkeypatch.setitem(sys.modules, "vidcam.io.encode", fake)
     flows = _pan_with_square(count=3)
     flows[1].valid_forward[0, :5] = False
     visualise.export_flow_visualisation(flows, tmp_path, fps=24)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from vidcam.errors import VidcamError
-from vidcam.io import images, video
+from vidcam.io import encode, images, video
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 BIKES = SHARED / "data" / "bikes.mp4"
@@ -92,15 +92,15 @@ def first_frame(path: Path) -> av.VideoFrame:
 
 def bt2020_pq_to_linear709(rgb16: np.ndarray, white_nits: float) -> np.ndarray:
     """Decoded full-scale uint16 BT.2020 PQ R'G'B' -> linear BT.709 relative to white."""
-    nits = video.pq_to_linear(rgb16.astype(np.float64) / 65535.0)
-    return nits @ np.linalg.inv(video.BT709_TO_BT2020).T / white_nits
+    nits = encode.pq_to_linear(rgb16.astype(np.float64) / 65535.0)
+    return nits @ np.linalg.inv(encode.BT709_TO_BT2020).T / white_nits
 
 
 @pytest.fixture(scope="module")
 def sdr_clip(tmp_path_factory) -> tuple[Path, np.ndarray]:
     path = tmp_path_factory.mktemp("sdr") / "clip.mp4"
     frames = smooth_frames(8, 48, 64)
-    video.write_sdr_video(path, frames, Fraction(30000, 1001))
+    encode.write_sdr_video(path, frames, Fraction(30000, 1001))
     return path, frames
 
 
@@ -136,7 +136,7 @@ def test_sdr_colours_use_bt709_both_ways(tmp_path):
     colours = np.array([[255, 0, 0], [0, 255, 0], [0, 0, 255], [255, 255, 0]], np.uint8)
     frames = np.concatenate([np.full((32, 32, 3), c, np.uint8) for c in colours], axis=1)[None].repeat(3, 0)
     path = tmp_path / "colours.mp4"
-    video.write_sdr_video(path, frames, 10)
+    encode.write_sdr_video(path, frames, 10)
     assert first_frame(path).colorspace == 1  # BT.709 tagged
     decoded = video.read_video(path).frames
     for k, colour in enumerate(colours):
@@ -147,7 +147,7 @@ def test_sdr_colours_use_bt709_both_ways(tmp_path):
 def test_sdr_accepts_float_frames_and_iterables(tmp_path):
     frames = smooth_frames(5, 32, 48)
     path = tmp_path / "float.mp4"
-    video.write_sdr_video(path, (f.astype(np.float32) / 255 for f in frames), 24)
+    encode.write_sdr_video(path, (f.astype(np.float32) / 255 for f in frames), 24)
     clip = video.read_video(path)
     assert clip.n_frames == 5 and clip.fps == 24
     assert np.abs(clip.frames.astype(int) - frames).mean() < 3
@@ -156,7 +156,7 @@ def test_sdr_accepts_float_frames_and_iterables(tmp_path):
 def test_odd_size_is_padded_by_edge_replication(tmp_path):
     frames = smooth_frames(4, 33, 47)
     path = tmp_path / "odd.mp4"
-    video.write_sdr_video(path, frames, 25)
+    encode.write_sdr_video(path, frames, 25)
     clip = video.read_video(path)
     assert (clip.height, clip.width) == (34, 48)
     assert np.abs(clip.frames[:, :33, :47].astype(int) - frames).mean() < 3
@@ -260,7 +260,7 @@ def test_audio_only_file_is_a_user_error(aac_audio):
 
 def test_audio_is_copied_and_trimmed(tmp_path, aac_audio):
     path = tmp_path / "with_audio.mp4"
-    video.write_sdr_video(path, smooth_frames(25, 32, 48), 25, audio_from=aac_audio)
+    encode.write_sdr_video(path, smooth_frames(25, 32, 48), 25, audio_from=aac_audio)
     info = video.probe(path)
     assert info.has_audio and info.audio_codec == "aac"
     assert info.n_frames == 25
@@ -272,7 +272,7 @@ def test_audio_is_reencoded_when_mp4_cannot_carry_it(tmp_path):
     wav = tmp_path / "sine.wav"
     make_audio(wav, "pcm_s16le", seconds=0.5)
     path = tmp_path / "with_pcm.mp4"
-    video.write_sdr_video(path, smooth_frames(25, 32, 48), 25, audio_from=wav)
+    encode.write_sdr_video(path, smooth_frames(25, 32, 48), 25, audio_from=wav)
     info = video.probe(path)
     assert info.has_audio and info.audio_codec == "aac"
     assert audio_seconds(path) == pytest.approx(0.5, abs=0.05)
@@ -280,7 +280,7 @@ def test_audio_is_reencoded_when_mp4_cannot_carry_it(tmp_path):
 
 def test_audio_from_a_silent_video_adds_no_audio(tmp_path, sdr_clip):
     path = tmp_path / "silent.mp4"
-    video.write_sdr_video(path, smooth_frames(3, 32, 48), 25, audio_from=sdr_clip[0])
+    encode.write_sdr_video(path, smooth_frames(3, 32, 48), 25, audio_from=sdr_clip[0])
     assert not video.probe(path).has_audio
 
 
@@ -288,16 +288,16 @@ def test_audio_from_a_silent_video_adds_no_audio(tmp_path, sdr_clip):
 
 
 def test_pq_curve_reference_values():
-    assert video.linear_to_pq(np.array([0.0, 100.0, 1000.0, 10000.0])) == pytest.approx(
+    assert encode.linear_to_pq(np.array([0.0, 100.0, 1000.0, 10000.0])) == pytest.approx(
         [0.0, 0.50808, 0.75183, 1.0], abs=2e-4
     )
     nits = np.array([0.01, 1.0, 203.0, 4000.0])
-    assert video.pq_to_linear(video.linear_to_pq(nits)) == pytest.approx(nits, rel=1e-9)
+    assert encode.pq_to_linear(encode.linear_to_pq(nits)) == pytest.approx(nits, rel=1e-9)
 
 
 def test_hdr10_metadata_reads_back(tmp_path):
     path = tmp_path / "hdr.mp4"
-    video.write_hdr10_video(path, linear_frames(3, 64, 96), 24)
+    encode.write_hdr10_video(path, linear_frames(3, 64, 96), 24)
     info = video.probe(path)
     assert (info.codec, info.pix_fmt, info.bit_depth, info.n_frames) == ("hevc", "yuv420p10le", 10, 3)
     assert (info.width, info.height) == (96, 64)
@@ -311,7 +311,7 @@ def test_hdr10_metadata_reads_back(tmp_path):
         side = {sd.type.name: bytes(sd) for sd in frame.side_data}
     assert "MASTERING_DISPLAY_METADATA" in side
     max_cll, max_fall = struct.unpack("<II", side["CONTENT_LIGHT_LEVEL"])
-    brightest = (linear_frames(3, 64, 96) @ video.BT709_TO_BT2020.T * 203.0).max(axis=-1)
+    brightest = (linear_frames(3, 64, 96) @ encode.BT709_TO_BT2020.T * 203.0).max(axis=-1)
     assert max_cll == pytest.approx(brightest.max(), abs=1)
     assert max_fall == pytest.approx(brightest.mean(axis=(1, 2)).max(), abs=1)
 
@@ -319,10 +319,10 @@ def test_hdr10_metadata_reads_back(tmp_path):
 def test_hdr10_reference_white_code_values(tmp_path):
     """Linear 1.0 grey = 203 nits -> PQ 0.5807 -> 10-bit limited-range Y ~ 573, neutral chroma."""
     path = tmp_path / "grey.mp4"
-    video.write_hdr10_video(path, np.ones((2, 64, 64, 3), np.float32), 24, white_nits=203.0)
+    encode.write_hdr10_video(path, np.ones((2, 64, 64, 3), np.float32), 24, white_nits=203.0)
     yuv = first_frame(path).to_ndarray()  # (H*3/2, W) uint16 planes
     luma, chroma = yuv[:64], yuv[64:]
-    expected = 64 + 876 * video.linear_to_pq(203.0)
+    expected = 64 + 876 * encode.linear_to_pq(203.0)
     assert abs(float(luma.mean()) - expected) < 1.5
     assert abs(float(chroma.mean()) - 512) < 1.5
 
@@ -331,7 +331,7 @@ def test_hdr10_pq_decodes_back_to_linear(tmp_path):
     frames = linear_frames(3, 64, 96)
     frames[:, :8, :8] = 10.0  # 2030 nits: clipped to the 1000-nit peak
     path = tmp_path / "hdr.mp4"
-    video.write_hdr10_video(path, frames, 24, white_nits=203.0, peak_nits=1000.0)
+    encode.write_hdr10_video(path, frames, 24, white_nits=203.0, peak_nits=1000.0)
     decoded = bt2020_pq_to_linear709(video.read_video(path).frames, 203.0)
     inner = (slice(None), slice(12, -4), slice(12, -4))
     rel = np.abs(decoded[inner] - frames[inner]) / np.maximum(frames[inner], 0.05)
@@ -342,9 +342,9 @@ def test_hdr10_pq_decodes_back_to_linear(tmp_path):
 def test_hdr10_streams_small_odd_frames_and_pads(tmp_path):
     frames = linear_frames(3, 33, 41)
     path = tmp_path / "small.mp4"
-    video.write_hdr10_video(path, iter(frames), 24)  # an iterable: light levels are not measured
+    encode.write_hdr10_video(path, iter(frames), 24)  # an iterable: light levels are not measured
     info = video.probe(path)
-    assert (info.width, info.height) == (video.HDR_MIN_SIDE, video.HDR_MIN_SIDE)
+    assert (info.width, info.height) == (encode.HDR_MIN_SIDE, encode.HDR_MIN_SIDE)
     decoded = bt2020_pq_to_linear709(video.read_video(path).frames, 203.0)
     rel = np.abs(decoded[:, 4:29, 4:37] - frames[:, 4:29, 4:37]) / frames[:, 4:29, 4:37]
     assert np.median(rel) < 0.03
@@ -354,7 +354,7 @@ def test_hdr10_one_and_two_frame_clips_have_sane_timestamps(tmp_path):
     """libx265 gives random DTS to 1-2 frame clips with B-frames (~1 write in 5); the writer avoids that."""
     path = tmp_path / "short.mp4"
     for n in [1, 2] * 8:
-        video.write_hdr10_video(path, np.ones((n, 64, 64, 3), np.float32), 24)
+        encode.write_hdr10_video(path, np.ones((n, 64, 64, 3), np.float32), 24)
         with av.open(str(path)) as container:
             packets = [p for p in container.demux(video=0) if p.size]
         assert len(packets) == n
@@ -363,7 +363,7 @@ def test_hdr10_one_and_two_frame_clips_have_sane_timestamps(tmp_path):
 
 def test_hdr10_with_audio(tmp_path, aac_audio):
     path = tmp_path / "hdr_audio.mp4"
-    video.write_hdr10_video(path, linear_frames(12, 64, 64), 24, audio_from=aac_audio)
+    encode.write_hdr10_video(path, linear_frames(12, 64, 64), 24, audio_from=aac_audio)
     info = video.probe(path)
     assert info.has_audio and info.duration == pytest.approx(0.5, abs=0.05)
 
@@ -371,7 +371,7 @@ def test_hdr10_with_audio(tmp_path, aac_audio):
 def test_hdr10_rejects_bad_nits(tmp_path):
     frames = linear_frames(1, 64, 64)
     with pytest.raises(VidcamError, match="white_nits"):
-        video.write_hdr10_video(tmp_path / "x.mp4", frames, 24, white_nits=2000, peak_nits=1000)
+        encode.write_hdr10_video(tmp_path / "x.mp4", frames, 24, white_nits=2000, peak_nits=1000)
 
 
 # ----------------------------------------------------------------------------- atomic writes
@@ -386,7 +386,7 @@ def test_failed_video_write_keeps_old_target_and_leaves_no_temp(tmp_path):
         raise RuntimeError("renderer crashed")
 
     with pytest.raises(RuntimeError, match="renderer crashed"):
-        video.write_sdr_video(target, frames(), 25)
+        encode.write_sdr_video(target, frames(), 25)
     assert target.read_bytes() == b"previous result"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.mp4"]
 
@@ -394,21 +394,21 @@ def test_failed_video_write_keeps_old_target_and_leaves_no_temp(tmp_path):
 def test_video_write_replaces_target_atomically(tmp_path):
     target = tmp_path / "out.mp4"
     target.write_bytes(b"previous result")
-    video.write_sdr_video(target, smooth_frames(3, 32, 48), 25)
+    encode.write_sdr_video(target, smooth_frames(3, 32, 48), 25)
     assert video.probe(target).n_frames == 3
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.mp4"]
 
 
 def test_write_into_missing_folder_is_a_user_error(tmp_path):
     with pytest.raises(VidcamError, match="folder"):
-        video.write_sdr_video(tmp_path / "no" / "out.mp4", smooth_frames(2, 16, 16), 25)
+        encode.write_sdr_video(tmp_path / "no" / "out.mp4", smooth_frames(2, 16, 16), 25)
     with pytest.raises(VidcamError, match="folder"):
         images.write_png(tmp_path / "no" / "out.png", np.zeros((4, 4, 3), np.uint8))
 
 
 def test_unknown_video_suffix_is_a_user_error(tmp_path):
     with pytest.raises(VidcamError, match="cannot write video"):
-        video.write_sdr_video(tmp_path / "out.notavideo", smooth_frames(2, 16, 16), 25)
+        encode.write_sdr_video(tmp_path / "out.notavideo", smooth_frames(2, 16, 16), 25)
     assert list(tmp_path.iterdir()) == []
 
 

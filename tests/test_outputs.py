@@ -16,7 +16,7 @@ import pytest
 from vidcam import progress as progress_module
 from vidcam.cli import main
 from vidcam.errors import VidcamError
-from vidcam.io import images, video
+from vidcam.io import encode, images, video
 from vidcam.progress import progress, set_quiet
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
@@ -41,7 +41,7 @@ def linear_frames(n: int, height: int, width: int) -> np.ndarray:
 
 def test_hdr10_mp4_is_tagged_hvc1_and_keeps_its_hdr10_metadata(tmp_path):
     path = tmp_path / "hdr10.mp4"
-    video.write_hdr10_video(path, linear_frames(4, 64, 96), 25, white_nits=203.0, peak_nits=1000.0)
+    encode.write_hdr10_video(path, linear_frames(4, 64, 96), 25, white_nits=203.0, peak_nits=1000.0)
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
         ctx = stream.codec_context
@@ -61,7 +61,7 @@ def test_hdr10_mp4_is_tagged_hvc1_and_keeps_its_hdr10_metadata(tmp_path):
 
 def test_hevc_in_matroska_keeps_the_default_tagging(tmp_path):
     path = tmp_path / "hdr10.mkv"  # Matroska has no sample entries: hvc1 would not apply
-    video.write_hdr10_video(path, linear_frames(2, 64, 64), 25)
+    encode.write_hdr10_video(path, linear_frames(2, 64, 64), 25)
     with av.open(str(path)) as container:
         assert container.streams.video[0].codec_context.name == "hevc"
         assert len(list(container.decode(video=0))) == 2
@@ -214,7 +214,7 @@ def test_decord_refuses_what_it_would_read_wrongly_and_auto_falls_back(tmp_path)
 
 def test_read_frames_checks_its_arguments(tmp_path):
     path = tmp_path / "clip.mp4"
-    video.write_sdr_video(path, np.zeros((3, 16, 16, 3), np.uint8), 10)
+    encode.write_sdr_video(path, np.zeros((3, 16, 16, 3), np.uint8), 10)
     with pytest.raises(VidcamError, match="0..2"):
         video.read_frames(path, [3])
     with pytest.raises(VidcamError, match="unknown video reader"):

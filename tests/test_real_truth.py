@@ -8,6 +8,7 @@ import pytest
 
 from vidcam.io.video import read_video
 from vidcam.testing import real_footage as mrt
+from vidcam.testing import imaging
 from vidcam.testing import synthetic as ms
 
 DAVIS = mrt.default_source("davis")
@@ -79,7 +80,7 @@ def test_hdr_clip_exposures_hold_against_linear_truth(pattern):
     assert hdr.shape == frames.shape == (5, 48, 80, 3) and hdr.dtype == np.float32
     s = clip["settings"]
     for i, exposure in enumerate(clip["exposures"]):
-        linear = ms.hill_crf_inverse(frames[i] / 255.0, s.crf_n, s.crf_k)
+        linear = imaging.hill_crf_inverse(frames[i] / 255.0, s.crf_n, s.crf_k)
         well_exposed = (linear > 0.02) & (linear < 0.9) & (hdr[i] * exposure > 0.02)
         assert well_exposed.mean() > 0.02
         ratio = np.median(linear[well_exposed] / (hdr[i][well_exposed] * exposure))

@@ -6,6 +6,7 @@ import pytest
 from vidcam.io.video import read_video
 from vidcam.metrics import psnr, psnr_mu
 from vidcam.testing import baselines
+from vidcam.testing import imaging
 from vidcam.testing import synthetic as ms
 
 TINY = dict(n_frames=6, height=32, width=48)
@@ -80,14 +81,14 @@ def test_camera_response_is_monotone_non_gamma_and_invertible():
     assert y[0].tolist() == [0.0, 0.0, 0.0] and np.allclose(y[-1], 1.0)
     assert np.max(np.abs(y - x ** (1 / 2.2))) > 0.05
     assert np.max(np.abs(y[:, 0] - y[:, 2])) > 0.005  # channels differ
-    assert np.allclose(ms.hill_crf_inverse(y, s.crf_n, s.crf_k), x, atol=1e-9)
+    assert np.allclose(imaging.hill_crf_inverse(y, s.crf_n, s.crf_k), x, atol=1e-9)
 
 
 def test_recorded_frames_follow_the_camera_model(hdr_clip):
     """Away from clipping, inverting the response recovers hdr * exposure (up to noise)."""
     s = hdr_clip["settings"]
     frames, hdr, exposures = hdr_clip["frames"], hdr_clip["hdr"], hdr_clip["exposures"]
-    linear = ms.hill_crf_inverse(frames / 255.0, s.crf_n, s.crf_k) / exposures[:, None, None, None]
+    linear = imaging.hill_crf_inverse(frames / 255.0, s.crf_n, s.crf_k) / exposures[:, None, None, None]
     valid = (frames > 60) & (frames < 200)
     ratio = np.median(linear[valid] / hdr[valid])
     assert ratio == pytest.approx(1.0, abs=0.03)

@@ -10,7 +10,8 @@ import torch
 from vidcam import run as run_folder
 from vidcam.config import Config
 from vidcam.io.images import write_exr, write_png
-from vidcam.io.video import Clip, write_hdr10_video, write_sdr_video
+from vidcam.io.video import Clip
+from vidcam.io.encode import write_hdr10_video, write_sdr_video
 from vidcam.models.model import VidcamModel
 from vidcam.plan import RunPlan
 from vidcam.plots import image_grid, line_plot

@@ -22,7 +22,7 @@ from vidcam.atlas.export import atlas_picture
 from vidcam.atlas.layout import AtlasLayout, find_layout, read_layout
 from vidcam.errors import VidcamError
 from vidcam.io.images import read_png
-from vidcam.io.video import write_hdr10_video, write_sdr_video
+from vidcam.io.encode import write_hdr10_video, write_sdr_video
 from vidcam.models.model import VidcamModel
 from vidcam.rendering import Evaluate, display_clip, render_clip, through_camera, to_uint8
 from vidcam.run import Run, open_run

@@ -37,7 +37,8 @@ from vidcam.atlas.layout import (
 )
 from vidcam.errors import VidcamError
 from vidcam.io.images import write_exr, write_png
-from vidcam.io.video import read_video, write_sdr_video
+from vidcam.io.video import read_video
+from vidcam.io.encode import write_sdr_video
 from vidcam.models.model import VidcamModel
 from vidcam.plots import image_grid
 from vidcam.rendering import in_chunks, render_clip, render_frame, render_frames, through_camera, to_uint8

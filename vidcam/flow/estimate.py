@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sys
 import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass

@@ -1,18 +1,14 @@
-"""Video decoding (any file FFmpeg reads) and encoding (SDR H.264, HDR10 HEVC) with PyAV.
+"""Video decoding with PyAV (any file FFmpeg reads), and decord as an optional fast seeker.
 
 Frames are RGB numpy arrays: ``uint8`` for 8-bit sources, ``uint16`` (full 0..65535 scale)
 for deeper ones. Rotation metadata is applied at decode so frames display upright.
-
-Encoders need even sizes for 4:2:0 chroma: frames with an odd width or height are padded
-by replicating the last row / column, so a reader gets the padded (even) size back.
-HDR10 frames are also padded to at least ``HDR_MIN_SIDE`` on each side (a libx265 bug).
+Writing video is :mod:`vidcam.io.encode`.
 """
 
 from __future__ import annotations
 
 import importlib.util
-import itertools
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -22,10 +18,8 @@ import cv2
 import numpy as np
 
 from vidcam.errors import VidcamError
-from vidcam.io.atomic import atomic_path
 
-SDR_CODEC = "libx264"
-SDR_PIX_FMT = "yuv420p"
+BT709_LUMA = (0.2126, 0.7152, 0.0722)
 # Decoders for read_frames: decord (optional extra) seeks to a keyframe, so reading late frames of a
 # long clip skips decoding everything before them (12x faster for 50 frames at frame 2900 of a
 # 640x360 H.264 clip); PyAV decodes from the start. "auto" takes decord where it is installed, a
@@ -33,50 +27,6 @@ SDR_PIX_FMT = "yuv420p"
 # decodes to 8 bits and mangles rotated streams).
 READERS = ("auto", "pyav", "decord")
 DECORD_BATCH = 16  # frames decoded per decord call: bounds the memory of one batch
-HDR_CODEC = "libx265"
-HDR_PIX_FMT = "yuv420p10le"
-# FFmpeg tags HEVC in MP4 'hev1' (parameter sets may sit in the stream); Apple's players and
-# Safari play only 'hvc1' (parameter sets in the sample entry; x265 still repeats them in-band).
-HEVC_MP4_TAG = "hvc1"
-PRESET = "medium"
-# libx265 (4.x, as bundled with PyAV) corrupts the heap for frames 34-48 px wide or under
-# 16 px on a side, so HDR10 frames are padded up to this size.
-HDR_MIN_SIDE = 64
-# libx265 emits garbage DTS for clips shorter than its B-frame delay (+1); those get no B-frames.
-HDR_MIN_FRAMES_FOR_BFRAMES = 3
-AUDIO_CODEC = "aac"
-# Audio codecs an MP4 can carry as they are; anything else is re-encoded to AAC.
-MP4_AUDIO_CODECS = frozenset({"aac", "mp3", "mp2", "opus", "ac3", "eac3", "alac", "flac"})
-# Channel layouts AAC encodes, by channel count; other counts are downmixed to stereo.
-_AAC_LAYOUTS = {1: "mono", 2: "stereo", 3: "3.0", 4: "4.0", 5: "5.0", 6: "5.1", 8: "7.1"}
-
-# FFmpeg enum values (AVColorPrimaries / AVColorTransferCharacteristic / AVColorSpace / AVColorRange).
-_BT709 = 1
-_BT2020 = 9
-_SMPTE2084 = 16
-_BT2020_NCL = 9
-_RANGE_TV = 1
-
-# BT.2087: linear BT.709 RGB -> linear BT.2020 RGB.
-BT709_TO_BT2020 = np.array(
-    [
-        [0.627403895934699, 0.329283038377884, 0.043313065687417],
-        [0.069097289358232, 0.919540395075459, 0.011362315566309],
-        [0.016391438875150, 0.088013307877226, 0.895595253247624],
-    ],
-    dtype=np.float64,
-)
-BT2020_LUMA = (0.2627, 0.6780, 0.0593)  # Kr, Kg, Kb
-BT709_LUMA = (0.2126, 0.7152, 0.0722)
-PQ_MAX_NITS = 10000.0
-_PQ_M1 = 2610 / 16384
-_PQ_M2 = 2523 / 4096 * 128
-_PQ_C1 = 3424 / 4096
-_PQ_C2 = 2413 / 4096 * 32
-_PQ_C3 = 2392 / 4096 * 32
-# Mastering display: P3-D65 primaries (x265 units of 0.00002); luminance in 0.0001 nits.
-_P3D65_PRIMARIES = "G(13250,34500)B(7500,3000)R(34000,16000)WP(15635,16450)"
-_MASTER_MIN_LUMINANCE = 1  # 0.0001 nits
 
 
 @dataclass
@@ -123,7 +73,7 @@ class Clip:
 # ----------------------------------------------------------------------------- decoding
 
 
-def _open_input(path: Path) -> av.container.InputContainer:
+def open_input(path: Path) -> av.container.InputContainer:
     if not path.exists():
         raise VidcamError(f"file not found: {path}")
     if not path.is_file():
@@ -131,10 +81,10 @@ def _open_input(path: Path) -> av.container.InputContainer:
     try:
         return av.open(str(path))
     except (av.FFmpegError, UnicodeDecodeError) as exc:
-        raise VidcamError(f"cannot read {path} as a video: {_reason(exc)}") from None
+        raise VidcamError(f"cannot read {path} as a video: {error_reason(exc)}") from None
 
 
-def _reason(exc: Exception) -> str:
+def error_reason(exc: Exception) -> str:
     text = getattr(exc, "strerror", None) or str(exc)
     return str(text).splitlines()[0] if text else type(exc).__name__
 
@@ -154,7 +104,7 @@ def _decoded(
     try:
         yield from container.decode(stream)
     except av.FFmpegError as exc:
-        raise VidcamError(f"cannot decode {path}: {_reason(exc)}") from None
+        raise VidcamError(f"cannot decode {path}: {error_reason(exc)}") from None
 
 
 def _bit_depth(frame: av.VideoFrame) -> int:
@@ -185,18 +135,18 @@ def _stream_fps(stream: av.video.stream.VideoStream) -> Fraction:
 def _count_packets(path: Path) -> int:
     """Frames in the video stream, counted from its packets without decoding them (container
     headers can be wrong; one packet per frame holds for the usual codecs and containers)."""
-    with _open_input(path) as container:
+    with open_input(path) as container:
         stream = _video_stream(container, path)
         try:
             return sum(1 for packet in container.demux(stream) if packet.size > 0)
         except av.FFmpegError as exc:
-            raise VidcamError(f"cannot read {path}: {_reason(exc)}") from None
+            raise VidcamError(f"cannot read {path}: {error_reason(exc)}") from None
 
 
 def probe(path: str | Path) -> VideoInfo:
     """Describe a video from its first decoded frame and its packet count."""
     path = Path(path)
-    with _open_input(path) as container:
+    with open_input(path) as container:
         stream = _video_stream(container, path)
         first = next(iter(_decoded(container, stream, path)), None)
         if first is None:
@@ -265,7 +215,7 @@ def read_video(
     deep = info.bit_depth > 8
     frames = np.empty((count, size[1], size[0], 3), np.uint16 if deep else np.uint8)
     kept = 0
-    with _open_input(info.path) as container:
+    with open_input(info.path) as container:
         stream = _video_stream(container, info.path)
         for index, frame in enumerate(_decoded(container, stream, info.path)):
             if index < start:
@@ -326,7 +276,7 @@ def _pyav_frames(info: VideoInfo, wanted: np.ndarray, size: tuple[int, int]) -> 
     for slot, index in enumerate(wanted.tolist()):
         slots.setdefault(index, []).append(slot)
     last = max(slots)
-    with _open_input(info.path) as container:
+    with open_input(info.path) as container:
         stream = _video_stream(container, info.path)
         for index, frame in enumerate(_decoded(container, stream, info.path)):
             if index in slots:
@@ -359,7 +309,7 @@ def _decord_frames(
                 frames[slot] = _upright(rgb, 0, size)
         return frames
     except decord.DECORDError as exc:
-        raise VidcamError(f"cannot decode {info.path} with decord: {_reason(exc)}") from None
+        raise VidcamError(f"cannot decode {info.path} with decord: {error_reason(exc)}") from None
 
 
 def mean_brightness(frames: np.ndarray) -> np.ndarray:
@@ -370,322 +320,3 @@ def mean_brightness(frames: np.ndarray) -> np.ndarray:
     scale = float(np.iinfo(frames.dtype).max) if np.issubdtype(frames.dtype, np.integer) else 1.0
     weights = np.asarray(BT709_LUMA, np.float64) / scale
     return np.array([float(frame.reshape(-1, 3).mean(axis=0) @ weights) for frame in frames], np.float64)
-
-
-# ----------------------------------------------------------------------------- encoding
-
-
-def _as_fps(fps: Fraction | float | int) -> Fraction:
-    rate = Fraction(fps).limit_denominator(100_000)
-    if rate <= 0:
-        raise VidcamError(f"frame rate must be positive, got {fps}")
-    return rate
-
-
-def _padded_size(height: int, width: int, min_side: int) -> tuple[int, int]:
-    """Even sides (4:2:0 chroma), at least ``min_side``."""
-    return max(height + height % 2, min_side), max(width + width % 2, min_side)
-
-
-def _pad(image: np.ndarray, min_side: int) -> np.ndarray:
-    """Replicate the last row / column up to the encoder's size."""
-    height, width = _padded_size(image.shape[0], image.shape[1], min_side)
-    if (height, width) == image.shape[:2]:
-        return image
-    return np.pad(image, ((0, height - image.shape[0]), (0, width - image.shape[1]), (0, 0)), mode="edge")
-
-
-def _to_uint8(frame: np.ndarray) -> np.ndarray:
-    if frame.dtype == np.uint8:
-        return frame
-    if frame.dtype == np.uint16:
-        return ((frame.astype(np.uint32) + 128) // 257).astype(np.uint8)
-    if np.issubdtype(frame.dtype, np.floating):
-        return (np.clip(frame, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
-    raise ValueError(f"unsupported frame dtype {frame.dtype}")
-
-
-def _check_frame(frame: np.ndarray, shape: tuple[int, ...] | None) -> None:
-    if frame.ndim != 3 or frame.shape[2] != 3:
-        raise ValueError(f"frames must be [H, W, 3], got shape {frame.shape}")
-    if shape is not None and frame.shape != shape:
-        raise ValueError(f"frame size changed from {shape} to {frame.shape}")
-
-
-def _check_output(path: Path) -> None:
-    if not path.parent.is_dir():
-        raise VidcamError(f"output folder does not exist: {path.parent}")
-
-
-class _AudioSource:
-    """Audio packets from ``audio_from`` for the output: remuxed when MP4 can carry them, else AAC."""
-
-    def __init__(self, source: Path, output: av.container.OutputContainer):
-        self.container = _open_input(source)
-        self.input = self.container.streams.audio[0]
-        self.copy = self.input.codec_context.name in MP4_AUDIO_CODECS
-        if self.copy:
-            self.stream = output.add_stream_from_template(self.input)
-        else:
-            self.stream = output.add_stream(AUDIO_CODEC, rate=self.input.codec_context.sample_rate)
-            channels = self.input.codec_context.layout.nb_channels
-            self.stream.layout = _AAC_LAYOUTS.get(channels, "stereo")
-        self.end: float | None = None  # seconds; set once the video's duration is known
-        self._packets = self._generate()
-        self._pending: av.Packet | None = None
-
-    def _generate(self) -> Iterator[av.Packet]:
-        for packet in self.container.demux(self.input):
-            time = _seconds(packet)
-            if time is not None and self.end is not None and time >= self.end:
-                break
-            if self.copy:
-                if packet.dts is None:
-                    continue
-                packet.stream = self.stream
-                yield packet
-            else:
-                yield from self._encode(packet)
-        if not self.copy:
-            yield from self.stream.encode(None)
-
-    def _encode(self, packet: av.Packet) -> Iterator[av.Packet]:
-        for frame in packet.decode():  # demux ends with an empty packet, which flushes the decoder
-            yield from self.stream.encode(frame)
-
-    def until(self, seconds: float) -> Iterator[av.Packet]:
-        """Packets that start before ``seconds``."""
-        while True:
-            packet = self._pending if self._pending is not None else next(self._packets, None)
-            self._pending = None
-            if packet is None:
-                return
-            time = _seconds(packet)
-            if time is not None and time >= seconds:
-                self._pending = packet
-                return
-            yield packet
-
-    def finish(self, seconds: float) -> Iterator[av.Packet]:
-        """The remaining packets up to the end of the video at ``seconds``."""
-        self.end = seconds
-        yield from self.until(seconds)
-
-    def close(self) -> None:
-        self.container.close()
-
-
-def _seconds(packet: av.Packet) -> float | None:
-    stamp = packet.pts if packet.pts is not None else packet.dts
-    return None if stamp is None else float(stamp * packet.time_base)
-
-
-def _has_audio(path: Path | None) -> bool:
-    if path is None:
-        return False
-    with _open_input(Path(path)) as container:
-        return bool(container.streams.audio)
-
-
-@dataclass
-class _Encoding:
-    codec: str
-    pix_fmt: str
-    options: dict[str, str]
-    colour: tuple[int, int, int, int]  # primaries, transfer, matrix, range
-    to_av_frame: Callable[[np.ndarray], av.VideoFrame]  # pads to the size from _padded_size
-    min_side: int = 0
-    mp4_codec_tag: str | None = None  # sample entry in MP4/MOV files; None keeps FFmpeg's default
-
-
-def _encode_video(
-    path: Path, frames: Iterable[np.ndarray], fps: Fraction, encoding: _Encoding, audio_from: Path | None
-) -> None:
-    """Encode ``frames`` and optionally mux audio into ``path``, atomically."""
-    frames = iter(frames)
-    first = next(frames, None)
-    if first is None:
-        raise VidcamError(f"no frames to write to {path}")
-    _check_output(path)
-    shape = np.asarray(first).shape
-    with atomic_path(path) as tmp:
-        try:
-            output = av.open(str(tmp), "w")
-        except (av.FFmpegError, ValueError) as exc:  # ValueError: no format for the suffix
-            raise VidcamError(f"cannot write video {path}: {_reason(exc)}") from None
-        try:
-            with output:
-                _mux_all(output, itertools.chain([first], frames), shape, fps, encoding, audio_from)
-        except av.FFmpegError as exc:
-            raise VidcamError(f"cannot write video {path}: {_reason(exc)}") from None
-
-
-def _add_video_stream(
-    output: av.container.OutputContainer, shape: tuple[int, ...], fps: Fraction, encoding: _Encoding
-) -> av.video.stream.VideoStream:
-    stream = output.add_stream(encoding.codec, rate=fps)
-    stream.height, stream.width = _padded_size(shape[0], shape[1], encoding.min_side)
-    stream.pix_fmt = encoding.pix_fmt
-    ctx = stream.codec_context
-    ctx.time_base = 1 / fps
-    ctx.color_primaries, ctx.color_trc, ctx.colorspace, ctx.color_range = encoding.colour
-    if encoding.mp4_codec_tag is not None and _is_mp4_family(output):
-        ctx.codec_tag = encoding.mp4_codec_tag
-    stream.options = encoding.options
-    return stream
-
-
-def _is_mp4_family(output: av.container.OutputContainer) -> bool:
-    """ISO base media files (.mp4, .mov, .m4v): the formats whose sample entries carry a codec tag."""
-    return bool({"mp4", "mov", "ipod"} & set(output.format.name.split(",")))
-
-
-def _mux_all(
-    output: av.container.OutputContainer,
-    frames: Iterator[np.ndarray],
-    shape: tuple[int, ...],
-    fps: Fraction,
-    encoding: _Encoding,
-    audio_from: Path | None,
-) -> None:
-    stream = _add_video_stream(output, shape, fps, encoding)
-    audio = _AudioSource(Path(audio_from), output) if _has_audio(audio_from) else None
-    try:
-        count = 0
-        for frame in frames:
-            frame = np.asarray(frame)
-            _check_frame(frame, shape)
-            av_frame = encoding.to_av_frame(frame)
-            av_frame.pts = count
-            av_frame.time_base = stream.codec_context.time_base
-            output.mux(stream.encode(av_frame))
-            count += 1
-            if audio is not None:  # interleave: audio up to the end of this frame
-                output.mux(list(audio.until(float(count / fps))))
-        output.mux(stream.encode(None))
-        if audio is not None:
-            output.mux(list(audio.finish(float(count / fps))))
-    finally:
-        if audio is not None:
-            audio.close()
-
-
-def write_sdr_video(
-    path: str | Path,
-    frames: np.ndarray | Iterable[np.ndarray],
-    fps: Fraction | float | int,
-    crf: int = 16,
-    audio_from: Path | None = None,
-) -> None:
-    """H.264 yuv420p (BT.709, limited range) from uint8 (or float [0, 1]) RGB frames."""
-
-    def to_av_frame(frame: np.ndarray) -> av.VideoFrame:
-        rgb = av.VideoFrame.from_ndarray(np.ascontiguousarray(_pad(_to_uint8(frame), 0)), format="rgb24")
-        return rgb.reformat(format=SDR_PIX_FMT, dst_colorspace="itu709", dst_color_range="MPEG")
-
-    options = {"crf": str(crf), "preset": PRESET}
-    encoding = _Encoding(SDR_CODEC, SDR_PIX_FMT, options, (_BT709, _BT709, _BT709, _RANGE_TV), to_av_frame)
-    _encode_video(Path(path), frames, _as_fps(fps), encoding, audio_from)
-
-
-# ----------------------------------------------------------------------------- HDR10
-
-
-def linear_to_pq(nits: np.ndarray) -> np.ndarray:
-    """SMPTE ST 2084 inverse EOTF: absolute luminance (cd/m^2) -> PQ signal in [0, 1]."""
-    y = np.clip(np.asarray(nits, np.float64) / PQ_MAX_NITS, 0.0, 1.0) ** _PQ_M1
-    return ((_PQ_C1 + _PQ_C2 * y) / (1.0 + _PQ_C3 * y)) ** _PQ_M2
-
-
-def pq_to_linear(signal: np.ndarray) -> np.ndarray:
-    """SMPTE ST 2084 EOTF: PQ signal in [0, 1] -> absolute luminance (cd/m^2)."""
-    e = np.clip(np.asarray(signal, np.float64), 0.0, 1.0) ** (1.0 / _PQ_M2)
-    return PQ_MAX_NITS * (np.maximum(e - _PQ_C1, 0.0) / (_PQ_C2 - _PQ_C3 * e)) ** (1.0 / _PQ_M1)
-
-
-def _bt2020_nits(frame: np.ndarray, white_nits: float, peak_nits: float) -> np.ndarray:
-    rgb = np.asarray(frame, np.float64) @ BT709_TO_BT2020.T
-    return np.clip(rgb * white_nits, 0.0, peak_nits)
-
-
-def _pq_to_yuv420p10(pq: np.ndarray) -> np.ndarray:
-    """BT.2020 non-constant-luminance R'G'B' -> 10-bit limited-range 4:2:0 in PyAV's (H*3/2, W) layout."""
-    kr, kg, kb = BT2020_LUMA
-    r, g, b = pq[..., 0], pq[..., 1], pq[..., 2]
-    luma = kr * r + kg * g + kb * b
-    cb = (b - luma) / (2.0 * (1.0 - kb))
-    cr = (r - luma) / (2.0 * (1.0 - kr))
-    h, w = luma.shape
-    y_code = np.round(64.0 + 876.0 * luma)
-    planes = [y_code.reshape(-1)]
-    for chroma in (cb, cr):
-        sub = chroma.reshape(h // 2, 2, w // 2, 2).mean(axis=(1, 3))
-        planes.append(np.round(512.0 + 896.0 * sub).reshape(-1))
-    return np.clip(np.concatenate(planes), 0, 1023).astype(np.uint16).reshape(-1, w)
-
-
-def _light_levels(frames: np.ndarray, white_nits: float, peak_nits: float) -> tuple[int, int]:
-    """(MaxCLL, MaxFALL) in nits: the brightest max(R,G,B) of any pixel, and of any frame's average."""
-    max_cll = max_fall = 0.0
-    for frame in frames:
-        brightest = _bt2020_nits(frame, white_nits, peak_nits).max(axis=-1)
-        max_cll = max(max_cll, float(brightest.max()))
-        max_fall = max(max_fall, float(brightest.mean()))
-    return round(max_cll), round(max_fall)
-
-
-def _x265_params(peak_nits: float, light_levels: tuple[int, int], bframes: bool) -> str:
-    params = {
-        "log-level": "error",
-        "hdr10": "1",
-        "hdr10-opt": "1",
-        "repeat-headers": "1",
-        "colorprim": "bt2020",
-        "transfer": "smpte2084",
-        "colormatrix": "bt2020nc",
-        "range": "limited",
-        "master-display": f"{_P3D65_PRIMARIES}L({round(peak_nits * 10000)},{_MASTER_MIN_LUMINANCE})",
-        "max-cll": f"{light_levels[0]},{light_levels[1]}",
-    }
-    if not bframes:
-        params["bframes"] = "0"
-    return ":".join(f"{key}={value}" for key, value in params.items())
-
-
-def write_hdr10_video(
-    path: str | Path,
-    frames_linear: np.ndarray | Iterable[np.ndarray],
-    fps: Fraction | float | int,
-    white_nits: float = 203.0,
-    peak_nits: float = 1000.0,
-    crf: int = 16,
-    audio_from: Path | None = None,
-) -> None:
-    """HDR10 HEVC Main10 (BT.2020, PQ, limited range) from linear BT.709 RGB; 1.0 = ``white_nits``.
-
-    MaxCLL / MaxFALL are measured when ``frames_linear`` is an array; for a stream of frames
-    they are declared as (``peak_nits``, ``white_nits``).
-    """
-    if not 0 < white_nits <= peak_nits <= PQ_MAX_NITS:
-        limits = f"0 < white_nits <= peak_nits <= {PQ_MAX_NITS:g}"
-        raise VidcamError(f"HDR10 needs {limits}, got white_nits={white_nits}, peak_nits={peak_nits}")
-    if isinstance(frames_linear, np.ndarray):
-        light_levels = _light_levels(frames_linear, white_nits, peak_nits)
-    else:
-        light_levels = (round(peak_nits), round(white_nits))
-
-    def to_av_frame(frame: np.ndarray) -> av.VideoFrame:
-        pq = linear_to_pq(_bt2020_nits(_pad(frame, HDR_MIN_SIDE), white_nits, peak_nits))
-        av_frame = av.VideoFrame.from_ndarray(_pq_to_yuv420p10(pq), format=HDR_PIX_FMT)
-        av_frame.color_primaries, av_frame.color_trc = _BT2020, _SMPTE2084
-        av_frame.colorspace, av_frame.color_range = _BT2020_NCL, _RANGE_TV
-        return av_frame
-
-    frames = iter(frames_linear)
-    head = list(itertools.islice(frames, HDR_MIN_FRAMES_FOR_BFRAMES))
-    bframes = len(head) >= HDR_MIN_FRAMES_FOR_BFRAMES
-    x265_params = _x265_params(peak_nits, light_levels, bframes)
-    options = {"crf": str(crf), "preset": PRESET, "x265-params": x265_params}
-    colour = (_BT2020, _SMPTE2084, _BT2020_NCL, _RANGE_TV)
-    encoding = _Encoding(HDR_CODEC, HDR_PIX_FMT, options, colour, to_av_frame, HDR_MIN_SIDE, HEVC_MP4_TAG)
-    _encode_video(Path(path), itertools.chain(head, frames), _as_fps(fps), encoding, audio_from)

@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import math
 import os
 import sys
 from dataclasses import dataclass
@@ -42,6 +41,7 @@ import cv2
 import numpy as np
 
 from vidcam.io.atomic import atomic_path, atomic_write_text
+from vidcam.testing import imaging
 from vidcam.testing import synthetic as ms
 
 GENERATOR = "make_real_truth"
@@ -212,7 +212,7 @@ def _timeline(settings: Any, canvas_hw: tuple[int, int], boost: Any = None) -> S
     first = max(settings.start_frame - 1, 0)
     srgb = np.stack([ms.cover_resize(f.astype(np.float32) / 255.0, *canvas_hw) for f in frames])
     srgb8 = ms.quantise_8bit(srgb)
-    linear = ms.srgb_to_linear(np.clip(srgb, 0.0, 1.0)).astype(np.float32)
+    linear = imaging.srgb_to_linear(np.clip(srgb, 0.0, 1.0)).astype(np.float32)
     if boost is not None:
         linear = np.stack([boost(frame) for frame in linear])
     return SceneTimeline(srgb8, linear, first, settings)
@@ -231,8 +231,8 @@ def render_real_blur(s: RealBlurSettings) -> dict[str, Any]:
     """Render the camera-shake clip described by ``s``."""
     taus = _sub_times(s.subframes)
     rng = np.random.default_rng(s.seed)
-    lengths = ms._blur_lengths(rng, s)
-    poses = ms._shake_poses(rng, s, lengths)
+    lengths = ms.blur_lengths(rng, s)
+    poses = ms.shake_poses(rng, s, lengths)
     hw = (s.height, s.width)
     canvas_hw = ms.canvas_shape(hw, [p for subs in poses for p in subs], s.canvas_scale)
     scene = _timeline(s, canvas_hw)
@@ -332,7 +332,7 @@ def make_real_hdr_clip(seed: int = 0, **overrides: Any) -> dict[str, Any]:
 def write_clip(result: dict[str, Any], out_mp4: str | Path, video_crf: int = ms.DEFAULT_VIDEO_CRF,
                gt: bool = False) -> None:
     """Like make_synthetic.write_clip, with the generator named in the sidecar (and the source path resolved)."""
-    from vidcam.io.video import write_sdr_video
+    from vidcam.io.encode import write_sdr_video
 
     out = Path(out_mp4)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -341,7 +341,7 @@ def write_clip(result: dict[str, Any], out_mp4: str | Path, video_crf: int = ms.
     meta["generator"] = GENERATOR
     meta["settings"]["source_path"] = str(source_path(result["settings"]).resolve())
     json_path, gt_path = ms.sidecar_paths(out)
-    atomic_write_text(json_path, json.dumps(meta, indent=1, default=ms._json_default) + "\n")
+    atomic_write_text(json_path, json.dumps(meta, indent=1, default=ms.json_default) + "\n")
     if gt:
         arrays = {"hdr": result["hdr"].astype(np.float16), "exposures": result["exposures"]} if result["kind"] == "hdr" \
             else {"sharp": result["sharp"], "blur_px": result["blur_px"]}
