@@ -22,7 +22,6 @@ from vidcam.errors import VidcamError
 from vidcam.flow.types import FlowPair
 from vidcam.io.images import read_png
 from vidcam.io.video import Clip
-from vidcam.models.scene import chain_to_reference
 
 DEFAULTS = MotionConfig()
 
@@ -158,6 +157,17 @@ def load_masks(folder: Path, clip: Clip) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------- the mappings' start
+
+
+def chain_to_reference(pair_homographies: np.ndarray, reference: int) -> np.ndarray:
+    """Per-frame homographies [N,3,3] into frame ``reference`` from pairwise ones (t -> t+1, [N-1,3,3])."""
+    n = pair_homographies.shape[0] + 1
+    chained = np.tile(np.eye(3), (n, 1, 1))
+    for t in range(reference - 1, -1, -1):  # t -> t+1 -> ... -> reference
+        chained[t] = chained[t + 1] @ pair_homographies[t]
+    for t in range(reference + 1, n):  # t -> t-1 -> ... -> reference
+        chained[t] = chained[t - 1] @ np.linalg.inv(pair_homographies[t - 1])
+    return chained / chained[:, 2:3, 2:3]
 
 
 def initial_motions(cfg: Config, flows: dict[int, FlowPair], foreground: np.ndarray | None) -> list[np.ndarray] | None:

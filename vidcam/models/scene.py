@@ -211,14 +211,3 @@ def fit_in_atlas(frame: Frame, motion_px: np.ndarray, fill: float) -> np.ndarray
     centre = (lo + hi) / 2
     similarity = np.array([[scale, 0, -scale * centre[0]], [0, scale, -scale * centre[1]], [0, 0, 1]])
     return (similarity @ h).astype(np.float32)
-
-
-def chain_to_reference(pair_homographies: np.ndarray, reference: int) -> np.ndarray:
-    """Per-frame homographies [N,3,3] into frame ``reference`` from pairwise ones (t -> t+1, [N-1,3,3])."""
-    n = pair_homographies.shape[0] + 1
-    chained = np.tile(np.eye(3), (n, 1, 1))
-    for t in range(reference - 1, -1, -1):  # t -> t+1 -> ... -> reference
-        chained[t] = chained[t + 1] @ pair_homographies[t]
-    for t in range(reference + 1, n):  # t -> t-1 -> ... -> reference
-        chained[t] = chained[t - 1] @ np.linalg.inv(pair_homographies[t - 1])
-    return chained / chained[:, 2:3, 2:3]
