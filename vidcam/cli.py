@@ -146,7 +146,12 @@ def run_info(args: argparse.Namespace) -> None:
     audio = f"yes ({info.audio_codec})" if info.has_audio else "no"
     print(f"file:       {info.path}")
     print(f"size:       {info.width}x{info.height}" + (f" (rotated {info.rotation} deg)" if info.rotation else ""))
-    print(f"frames:     {info.n_frames}")
+    whole_file = not args.start_frame and args.max_frames is None
+    if whole_file and (clip.n_frames < info.n_frames or info.truncated):
+        listed = max(info.n_frames, info.declared_frames)
+        print(f"frames:     {clip.n_frames} readable of {listed} listed (the file is truncated or damaged)")
+    else:
+        print(f"frames:     {info.n_frames}")
     print(f"fps:        {info.fps} ({float(info.fps):.3f})")
     print(f"duration:   {info.duration:.3f} s")
     print(f"codec:      {info.codec} {info.pix_fmt}, {info.bit_depth}-bit")
