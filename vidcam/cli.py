@@ -7,7 +7,10 @@ set VIDCAM_DEBUG=1 to see tracebacks of unexpected errors.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import shutil
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -118,7 +121,7 @@ def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run_enhance(args: argparse.Namespace) -> None:
-    from vidcam.pipeline import default_outdir, enhance, load_run_config
+    from vidcam.pipeline import default_outdir, enhance, load_run_config, prepare_outdir
 
     _require_file(args.input)
     overrides = overrides_from_args(args)
@@ -127,7 +130,16 @@ def run_enhance(args: argparse.Namespace) -> None:
         cfg = load_run_config(outdir, overrides)
     else:
         cfg = load_config(args.preset, args.config, overrides)
-    report = enhance(args.input, outdir, cfg, resume=args.resume)
+    if args.resume:
+        report = enhance(args.input, outdir, cfg, resume=True)
+    else:
+        existed = outdir.exists()
+        prepare_outdir(outdir, resume=False)  # refusals happen here, before this run owns the folder
+        try:
+            report = enhance(args.input, outdir, cfg, resume=False)
+        except BaseException:
+            _forget_unstarted_run(outdir, remove_folder=not existed)
+            raise
     if cfg.render.export_atlas:
         from vidcam.atlas import export_atlas
 
@@ -200,6 +212,22 @@ def run_edit(args: argparse.Namespace) -> None:
     print(f"wrote {out}")
 
 
+def _forget_unstarted_run(outdir: Path, remove_folder: bool) -> None:
+    """After a fresh run failed before its first checkpoint, remove what it wrote (its settings,
+    flow cache, and the folder if it made it and nothing else is left), so the folder takes a
+    fresh run again; the folder was empty or missing when the run began, so all of it is the run's own."""
+    from vidcam.pipeline import CONFIG_NAME
+    from vidcam.training.checkpoint import CHECKPOINT_NAME
+
+    if (outdir / CHECKPOINT_NAME).exists():
+        return  # trained: --resume continues from there
+    (outdir / CONFIG_NAME).unlink(missing_ok=True)
+    shutil.rmtree(outdir / "cache", ignore_errors=True)
+    if remove_folder:
+        with contextlib.suppress(OSError):
+            outdir.rmdir()  # only when nothing else is left
+
+
 def _require_file(path: Path) -> None:
     if not path.exists():
         raise VidcamError(f"file not found: {path}")
@@ -210,16 +238,51 @@ def _require_file(path: Path) -> None:
 COMMANDS = {"enhance": run_enhance, "info": run_info, "flow": run_flow, "atlas": run_atlas, "edit": run_edit}
 
 
+SIGTERM_EXIT = 128 + signal.SIGTERM  # the shell's code for a process ended by SIGTERM
+
+
+class _Termination:
+    """SIGTERM (sent by `timeout`, systemd, `docker stop`) handled like Ctrl-C: the trainer saves
+    a checkpoint on KeyboardInterrupt. Later SIGTERMs are ignored so that save can finish."""
+
+    def __init__(self) -> None:
+        self.received = False
+        self.previous: Any = None
+
+    def __enter__(self) -> _Termination:
+        with contextlib.suppress(ValueError):  # ValueError: not the main thread, leave signals alone
+            self.previous = signal.signal(signal.SIGTERM, self._handle)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self.previous is not None:
+            signal.signal(signal.SIGTERM, self.previous)
+
+    def _handle(self, signum: int, frame: object) -> None:
+        if self.received:
+            return
+        self.received = True
+        raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    with _Termination() as termination:
+        return _run_command(args, termination)
+
+
+def _run_command(args: argparse.Namespace, termination: _Termination) -> int:
     try:
         COMMANDS[args.command](args)
     except VidcamError as exc:
+        if termination.received:
+            print(f"vidcam: error: SIGTERM: {exc}", file=sys.stderr)
+            return SIGTERM_EXIT
         print(f"vidcam: error: {exc}", file=sys.stderr)
         return getattr(exc, "exit_code", 2)
     except KeyboardInterrupt:
-        print("vidcam: interrupted", file=sys.stderr)
-        return 130
+        print("vidcam: terminated (SIGTERM)" if termination.received else "vidcam: interrupted", file=sys.stderr)
+        return SIGTERM_EXIT if termination.received else 130
     except BrokenPipeError:  # output piped into e.g. `head`, which stopped reading: not an error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
         return 0

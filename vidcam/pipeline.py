@@ -29,6 +29,7 @@ from vidcam.io.images import read_png
 from vidcam.io.video import Clip, read_video
 from vidcam.models.model import ClipShape, VidcamModel
 from vidcam.models.scene import chain_to_reference
+from vidcam.resources import check_clip
 from vidcam.sharpness import frame_sharpness, sharp_frame_weights
 from vidcam.training.checkpoint import CHECKPOINT_NAME
 from vidcam.training.data import ClipData
@@ -141,6 +142,7 @@ def enhance(input_path: Path, outdir: Path | None, cfg: Config, resume: bool = F
     """Fit the model to the clip and write every output into ``outdir``; returns the report."""
     input_path = Path(input_path)
     outdir = Path(outdir) if outdir else default_outdir(input_path)
+    check_clip(input_path, cfg)  # too small for flow or too big for memory: refused before any work
     prepare_outdir(outdir, resume)
     timer = Timer()
     device = pick_device(cfg.device)
