@@ -178,11 +178,13 @@ def run_info(args: argparse.Namespace) -> None:
 def run_flow(args: argparse.Namespace) -> None:
     from vidcam.exposure import parse_exposures
     from vidcam.flow import compute_flows, export_flow_visualisation
-    from vidcam.io.video import read_video
+    from vidcam.io.video import probe, read_video
     from vidcam.pipeline import pick_device
+    from vidcam.resources import check_frame_size
 
     _require_file(args.input)
     cfg = load_config(args.preset, args.config, overrides_from_args(args))
+    check_frame_size(probe(args.input), cfg)
     clip = read_video(args.input, cfg.io.start_frame, cfg.io.max_frames, cfg.io.max_side)
     if clip.n_frames < 2:
         raise VidcamError(f"{args.input} has {clip.n_frames} frame(s); flow needs at least 2")
