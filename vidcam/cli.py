@@ -7,7 +7,9 @@ set VIDCAM_DEBUG=1 to see tracebacks of unexpected errors.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -130,7 +132,7 @@ def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
 
 def run_enhance(args: argparse.Namespace) -> None:
     from vidcam.pipeline import enhance, load_run_config
-    from vidcam.run import ATLAS_DIR, CONFIG_NAME, default_outdir
+    from vidcam.run import ATLAS_DIR, CONFIG_NAME, default_outdir, forget_unstarted_run, prepare_outdir
 
     _require_file(args.input)
     overrides = overrides_from_args(args)
@@ -139,7 +141,16 @@ def run_enhance(args: argparse.Namespace) -> None:
         cfg = load_run_config(outdir, overrides)
     else:
         cfg = load_config(args.preset, args.config, overrides)
-    report = enhance(args.input, outdir, cfg, resume=args.resume)
+    if args.resume:
+        report = enhance(args.input, outdir, cfg, resume=True)
+    else:
+        existed = outdir.exists()
+        prepare_outdir(outdir, resume=False)  # refusals happen here, before this run owns the folder
+        try:
+            report = enhance(args.input, outdir, cfg, resume=False)
+        except BaseException:
+            forget_unstarted_run(outdir, remove_folder=not existed)
+            raise
     if cfg.render.export_atlas:
         from vidcam.atlas import export_atlas
 
@@ -159,7 +170,12 @@ def run_info(args: argparse.Namespace) -> None:
     audio = f"yes ({info.audio_codec})" if info.has_audio else "no"
     print(f"file:       {info.path}")
     print(f"size:       {info.width}x{info.height}" + (f" (rotated {info.rotation} deg)" if info.rotation else ""))
-    print(f"frames:     {info.n_frames}")
+    whole_file = not args.start_frame and args.max_frames is None
+    if whole_file and (clip.n_frames < info.n_frames or info.truncated):
+        listed = max(info.n_frames, info.declared_frames)
+        print(f"frames:     {clip.n_frames} readable of {listed} listed (the file is truncated or damaged)")
+    else:
+        print(f"frames:     {info.n_frames}")
     print(f"fps:        {info.fps} ({float(info.fps):.3f})")
     print(f"duration:   {info.duration:.3f} s")
     print(f"codec:      {info.codec} {info.pix_fmt}, {info.bit_depth}-bit")
@@ -180,11 +196,13 @@ def run_flow(args: argparse.Namespace) -> None:
     from vidcam.exposure import parse_exposures
     from vidcam.flow.estimate import compute_flows
     from vidcam.flow.visualise import export_flow_visualisation
-    from vidcam.io.video import read_video
+    from vidcam.io.video import probe, read_video
     from vidcam.run import CACHE_DIR, pick_device
+    from vidcam.resources import check_frame_size
 
     _require_file(args.input)
     cfg = load_config(args.preset, args.config, overrides_from_args(args))
+    check_frame_size(probe(args.input), cfg)
     clip = read_video(args.input, cfg.io.start_frame, cfg.io.max_frames, cfg.io.max_side)
     if clip.n_frames < 2:
         raise VidcamError(f"{args.input} has {clip.n_frames} frame(s); flow needs at least 2")
@@ -244,17 +262,52 @@ def _join_negative_exposures(argv: list[str]) -> list[str]:
     return joined
 
 
+SIGTERM_EXIT = 128 + signal.SIGTERM  # the shell's code for a process ended by SIGTERM
+
+
+class _Termination:
+    """SIGTERM (sent by `timeout`, systemd, `docker stop`) handled like Ctrl-C: the trainer saves
+    a checkpoint on KeyboardInterrupt. Later SIGTERMs are ignored so that save can finish."""
+
+    def __init__(self) -> None:
+        self.received = False
+        self.previous: Any = None
+
+    def __enter__(self) -> _Termination:
+        with contextlib.suppress(ValueError):  # ValueError: not the main thread, leave signals alone
+            self.previous = signal.signal(signal.SIGTERM, self._handle)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self.previous is not None:
+            signal.signal(signal.SIGTERM, self.previous)
+
+    def _handle(self, signum: int, frame: object) -> None:
+        if self.received:
+            return
+        self.received = True
+        raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(_join_negative_exposures(sys.argv[1:] if argv is None else list(argv)))
     set_quiet(getattr(args, "quiet", False))
+    with _Termination() as termination:
+        return _run_command(args, termination)
+
+
+def _run_command(args: argparse.Namespace, termination: _Termination) -> int:
     try:
         COMMANDS[args.command](args)
     except VidcamError as exc:
+        if termination.received:
+            print(f"vidcam: error: SIGTERM: {exc}", file=sys.stderr)
+            return SIGTERM_EXIT
         print(f"vidcam: error: {exc}", file=sys.stderr)
         return getattr(exc, "exit_code", 2)
     except KeyboardInterrupt:
-        print("vidcam: interrupted", file=sys.stderr)
-        return 130
+        print("vidcam: terminated (SIGTERM)" if termination.received else "vidcam: interrupted", file=sys.stderr)
+        return SIGTERM_EXIT if termination.received else 130
     except BrokenPipeError:  # output piped into e.g. `head`, which stopped reading: not an error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
         return 0

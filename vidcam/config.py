@@ -275,7 +275,60 @@ def load_config(
         merge_dict(cfg, _read_yaml(path))
     for key, value in (overrides or {}).items():
         set_path(cfg, key, value)
+    validate_config(cfg)
     return cfg
+
+
+# Settings that must be a number at or above a minimum (strictly above where ``strict``); None
+# passes where the setting allows it. Zero or negative values would otherwise be read as
+# "no limit" (time budget), loop forever, or fail deep inside training.
+_LIMITS: tuple[tuple[str, float, bool], ...] = (
+    ("io.start_frame", 0, False),
+    ("io.max_frames", 1, False),
+    ("io.max_side", 1, False),
+    ("flow.raft_iters", 1, False),
+    ("flow.max_side", 1, False),
+    ("flow.batch_size", 1, False),
+    ("flow.consistency_px", 0, True),
+    ("train.steps", 1, False),
+    ("train.batch_size", 1, False),
+    ("train.flow_batch_size", 1, False),
+    ("train.reg_batch_size", 1, False),
+    ("train.lr", 0, True),
+    ("train.warmup_steps", 0, False),
+    ("train.bootstrap_steps", 0, False),
+    ("train.checkpoint_minutes", 0, True),
+    ("train.time_budget", 0, True),
+    ("train.log_every", 1, False),
+    ("camera.tone_prefit_steps", 0, False),
+    ("render.chunk", 1, False),
+    ("render.crf", 0, False),
+)
+# The command-line flag of a setting, named in its error message.
+_FLAGS = {
+    "io.start_frame": "--start-frame",
+    "io.max_frames": "--max-frames",
+    "io.max_side": "--max-side",
+    "train.steps": "--steps",
+    "train.time_budget": "--time-budget",
+    "render.crf": "--crf",
+}
+
+
+def validate_config(cfg: Config) -> None:
+    """Refuse values that are the right type but out of range, naming the setting and its flag."""
+    for dotted, minimum, strict in _LIMITS:
+        value: Any = cfg
+        for part in dotted.split("."):
+            value = getattr(value, part)
+        if value is None or (value > minimum if strict else value >= minimum):
+            continue
+        flag = f" ({_FLAGS[dotted]})" if dotted in _FLAGS else ""
+        bound = f"greater than {minimum:g}" if strict else f"at least {minimum:g}"
+        hint = "; leave it unset for no limit" if dotted == "train.time_budget" else ""
+        raise VidcamError(f"setting '{dotted}'{flag} must be {bound}, got {value!r}{hint}")
+    if any(gap < 1 for gap in cfg.flow.gaps):
+        raise VidcamError(f"setting 'flow.gaps' must hold frame distances of at least 1, got {cfg.flow.gaps}")
 
 
 def parse_value(text: str) -> Any:

@@ -20,6 +20,7 @@ from vidcam.models.model import ClipShape, VidcamModel
 from vidcam.motion import foreground_from_motion, initial_motions, load_masks
 from vidcam.plan import RunPlan, resolve
 from vidcam.run import Report, StageTimer, audio_source, default_outdir, pick_device, prepare_outdir
+from vidcam.resources import check_clip
 from vidcam.sharpness import frame_sharpness, sharp_frame_weights
 from vidcam.threads import apply_threads
 from vidcam.training.data import ClipData
@@ -100,6 +101,7 @@ def enhance(input_path: Path, outdir: Path | None, cfg: Config, resume: bool = F
     """Fit the model to the clip and write every output into ``outdir``; returns the report."""
     input_path = Path(input_path)
     outdir = Path(outdir) if outdir else default_outdir(input_path)
+    check_clip(input_path, cfg)  # too small for flow or too big for memory: refused before any work
     prepare_outdir(outdir, resume)
     timer = StageTimer()
     device = pick_device(cfg.device)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import shutil
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -77,6 +78,19 @@ def prepare_outdir(outdir: Path, resume: bool) -> None:
         probe_file.unlink()
     except OSError as exc:
         raise VidcamError(f"cannot write to output folder {outdir}: {exc.strerror or exc}") from None
+
+
+def forget_unstarted_run(outdir: Path, remove_folder: bool) -> None:
+    """After a fresh run failed before its first checkpoint, remove what it wrote (its settings,
+    flow cache, and the folder if it made it and nothing else is left), so the folder takes a
+    fresh run again; the folder was empty or missing when the run began, so all of it is the run's own."""
+    if (outdir / CHECKPOINT_NAME).exists():
+        return  # trained: --resume continues from there
+    (outdir / CONFIG_NAME).unlink(missing_ok=True)
+    shutil.rmtree(outdir / CACHE_DIR, ignore_errors=True)
+    if remove_folder:
+        with contextlib.suppress(OSError):
+            outdir.rmdir()  # only when nothing else is left
 
 
 def find_checkpoint(run_dir: Path) -> Path:

@@ -1,12 +1,46 @@
-"""Atomic writes: everything is written under a temporary name in the target folder, then renamed."""
+"""Atomic writes: everything is written under a temporary name in the target folder, then renamed.
+
+A write that fails because the disk is full ends in one line, ``no space left on <folder>``,
+whichever library did the writing (torch, OpenEXR, PyAV, OpenCV, numpy).
+"""
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+
+from vidcam.errors import VidcamError
+
+# A write that fails while its file system has less than this free is taken for a full disk:
+# torch.save and OpenEXR report one without an errno ("[enforce fail at inline_container.cc]",
+# "basic_ios::clear: iostream error"), so the free space is the evidence.
+LOW_SPACE_BYTES = 16 * 2**20
+_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+_FULL_MESSAGES = ("No space left on device", "Disk quota exceeded")
+
+
+def free_bytes(folder: Path) -> int | None:
+    """Bytes an unprivileged user may still write on ``folder``'s file system; None if unknown."""
+    try:
+        return shutil.disk_usage(folder).free
+    except OSError:
+        return None
+
+
+def disk_full_error(exc: BaseException, target: Path) -> VidcamError | None:
+    """The user-facing error when ``exc`` (raised while writing ``target``) means the disk is full."""
+    full = getattr(exc, "errno", None) in _FULL_ERRNOS or any(text in str(exc) for text in _FULL_MESSAGES)
+    if not full:
+        free = free_bytes(target.parent)
+        full = free is not None and free < LOW_SPACE_BYTES
+    if not full:
+        return None
+    return VidcamError(f"no space left on {target.parent} (while writing {target.name})")
 
 
 @contextlib.contextmanager
@@ -17,7 +51,10 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
     extension (PyAV, OpenCV, OpenEXR) still do the right thing.
     """
     target = Path(target)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=f".tmp{target.suffix}", dir=target.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=f".tmp{target.suffix}", dir=target.parent)
+    except OSError as exc:
+        raise disk_full_error(exc, target) or exc
     os.close(fd)
     tmp_path = Path(tmp)
     umask = os.umask(0)
@@ -26,6 +63,11 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
     try:
         yield tmp_path
         os.replace(tmp_path, target)
+    except Exception as exc:
+        full = disk_full_error(exc, target)  # measured before the partial file is removed
+        if full is not None:
+            raise full from None
+        raise
     finally:
         tmp_path.unlink(missing_ok=True)
 

@@ -8,6 +8,7 @@ Writing video is :mod:`vidcam.io.encode`.
 from __future__ import annotations
 
 import importlib.util
+import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
@@ -43,6 +44,13 @@ class VideoInfo:
     has_audio: bool
     audio_codec: str | None
     duration: float  # seconds
+    # frames the container's index lists; 0 where it lists none. An MP4 cut short keeps its
+    # full index (faststart puts it first), so more listed than present means truncated.
+    declared_frames: int = 0
+
+    @property
+    def truncated(self) -> bool:
+        return self.declared_frames > self.n_frames
 
 
 @dataclass
@@ -160,6 +168,8 @@ def probe(path: str | Path) -> VideoInfo:
             duration = container.duration / av.time_base
         else:
             duration = float(n_frames / fps)
+        # Only MP4/MOV's sample table lists every frame; other indexes (AVI's) count dropped frames too.
+        indexed = container.format.name.startswith("mov,")
         return VideoInfo(
             path=path,
             width=width,
@@ -173,10 +183,11 @@ def probe(path: str | Path) -> VideoInfo:
             has_audio=audio is not None,
             audio_codec=audio.codec_context.name if audio is not None else None,
             duration=float(duration),
+            declared_frames=int(stream.frames or 0) if indexed else 0,
         )
 
 
-def _output_size(width: int, height: int, max_side: int | None) -> tuple[int, int]:
+def output_size(width: int, height: int, max_side: int | None) -> tuple[int, int]:
     if max_side is None or max(width, height) <= max_side:
         return width, height
     scale = max_side / max(width, height)
@@ -207,7 +218,7 @@ def read_video(
     if max_side is not None and max_side < 1:
         raise VidcamError(f"max_side must be at least 1, got {max_side}")
     count = info.n_frames - start if max_frames is None else min(max_frames, info.n_frames - start)
-    size = _output_size(info.width, info.height, max_side)
+    size = output_size(info.width, info.height, max_side)
     if start > 0 and _decord_problem(info) is None:
         seeked = _decord_frames(info, np.arange(start, start + count), size, only_if_it_skips=True)
         if seeked is not None:
@@ -215,15 +226,27 @@ def read_video(
     deep = info.bit_depth > 8
     frames = np.empty((count, size[1], size[0], 3), np.uint16 if deep else np.uint8)
     kept = 0
+    damage = ""
     with open_input(info.path) as container:
         stream = _video_stream(container, info.path)
-        for index, frame in enumerate(_decoded(container, stream, info.path)):
-            if index < start:
-                continue
-            frames[kept] = _to_rgb(frame, deep, info.rotation, size)
-            kept += 1
-            if kept == count:
+        stream.thread_type = "AUTO"
+        decoded = container.decode(stream)
+        index = 0
+        while kept < count:
+            try:
+                frame = next(decoded, None)
+            except av.FFmpegError as exc:  # damaged data mid-stream: keep the frames before it
+                damage = f" ({error_reason(exc)})"
                 break
+            if frame is None:
+                break
+            if index >= start:
+                frames[kept] = _to_rgb(frame, deep, info.rotation, size)
+                kept += 1
+            index += 1
+    if kept == 0:
+        raise VidcamError(f"cannot decode {info.path}: no frame from {start} on is readable{damage}")
+    _warn_if_truncated(info, start, kept, count, damage)
     return Clip(frames[:kept], info.fps, info, np.arange(start, start + kept))
 
 
@@ -255,7 +278,7 @@ def read_frames(
         raise VidcamError(f"frame indices must lie in 0..{info.n_frames - 1} for {info.path}")
     if max_side is not None and max_side < 1:
         raise VidcamError(f"max_side must be at least 1, got {max_side}")
-    size = _output_size(info.width, info.height, max_side)
+    size = output_size(info.width, info.height, max_side)
     if reader == "decord" and (problem := _decord_problem(info)) is not None:
         raise VidcamError(f"cannot read with decord: {problem}")
     if wanted.size and (reader == "decord" or (reader == "auto" and _decord_problem(info) is None)):
@@ -310,6 +333,20 @@ def _decord_frames(
         return frames
     except decord.DECORDError as exc:
         raise VidcamError(f"cannot decode {info.path} with decord: {error_reason(exc)}") from None
+
+
+def _warn_if_truncated(info: VideoInfo, start: int, kept: int, wanted: int, damage: str) -> None:
+    """One line on stderr when the file ran out (or broke) before the frames it promised."""
+    listed = max(info.n_frames, info.declared_frames)
+    reached_end = kept < wanted or damage
+    if not reached_end and not (info.truncated and start + kept == info.n_frames):
+        return
+    print(
+        f"vidcam: warning: {info.path} is truncated or damaged: {start + kept} of the {listed} frames it lists "
+        f"are readable{damage}; using {kept}",
+        file=sys.stderr,
+        flush=True,
+    )
 
 
 def mean_brightness(frames: np.ndarray) -> np.ndarray:
