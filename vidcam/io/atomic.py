@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+
+
+# The names atomic_path gives its temporaries: "." + target stem + "." + mkstemp's 8 random
+# characters + ".tmp" + target suffix.
+TEMPORARY_NAME = re.compile(r"^\..*\.[A-Za-z0-9_]{8}\.tmp(\.[A-Za-z0-9]+)?$")
 
 
 @contextlib.contextmanager
@@ -37,3 +43,16 @@ def atomic_write_bytes(target: str | Path, data: bytes) -> None:
 
 def atomic_write_text(target: str | Path, text: str) -> None:
     atomic_write_bytes(target, text.encode())
+
+
+def remove_temporaries(folder: str | Path) -> list[Path]:
+    """Delete the temporaries an interrupted writer left in ``folder`` and its subfolders (only
+    names of :data:`TEMPORARY_NAME`'s pattern, only plain files); returns what was removed."""
+    removed = []
+    for root, dirs, files in os.walk(folder):  # does not follow links to folders
+        for name in files:
+            path = Path(root) / name
+            if TEMPORARY_NAME.match(name) and path.is_file() and not path.is_symlink():
+                path.unlink(missing_ok=True)
+                removed.append(path)
+    return removed
