@@ -33,13 +33,14 @@ TINY_SETTINGS = {
     "train.log_every": 10,
     "camera.tone_prefit_steps": 100,
 }
-TINY_FLAGS = ["--preset", "fast", "-q"] + [arg for key, value in TINY_SETTINGS.items() for arg in ("--set", f"{key}={value}")]
+TINY_FLAGS = ["--preset", "fast", "-q"] + [arg for item in TINY_SETTINGS.items() for arg in ("--set", "{}={}".format(*item))]
 WAIT_S = 300  # generous: the machine may be busy; nothing asserts on time
 
 
 def vidcam(*args: object) -> subprocess.CompletedProcess:
     env = os.environ | {"OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, "-m", "vidcam", *map(str, args)], env=env, capture_output=True, text=True)
+    command = [sys.executable, "-m", "vidcam", *map(str, args)]
+    return subprocess.run(command, env=env, capture_output=True, text=True, check=False)
 
 
 def start_vidcam(log_path: Path, *args: object) -> subprocess.Popen:
@@ -149,9 +150,9 @@ def test_a_held_lock_refuses_a_new_run_naming_the_holder(tmp_path):
     try:
         fcntl.flock(holder, fcntl.LOCK_EX)
         os.write(holder, b"pid 4242 on otherhost\n")
-        with pytest.raises(VidcamError, match="in use by a running vidcam process \\(pid 4242 on otherhost\\)"):
-            with claim_run_folder(out, resume=False):
-                pass
+        refusal = "in use by a running vidcam process \\(pid 4242 on otherhost\\)"
+        with pytest.raises(VidcamError, match=refusal), claim_run_folder(out, resume=False):
+            pass
     finally:
         os.close(holder)
     with claim_run_folder(out, resume=False):  # released (as when the holder dies): free again
@@ -160,9 +161,8 @@ def test_a_held_lock_refuses_a_new_run_naming_the_holder(tmp_path):
 
 def test_a_refused_user_folder_keeps_no_lock_file(tmp_path):
     (tmp_path / "holiday.mp4").write_bytes(b"x")
-    with pytest.raises(VidcamError, match="other files"):
-        with claim_run_folder(tmp_path, resume=False):
-            pass
+    with pytest.raises(VidcamError, match="other files"), claim_run_folder(tmp_path, resume=False):
+        pass
     assert sorted(p.name for p in tmp_path.iterdir()) == ["holiday.mp4"]
 
 

@@ -61,6 +61,11 @@ def _lock(folder: Path, exclusive: bool, create: bool) -> int | None:
                 f"{folder} is in use by a running vidcam process ({_holder(lock_path)}); "
                 "wait for it to finish or stop it first"
             ) from None
+        if exc.errno in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOTSUP, errno.ENOSYS):
+            from vidcam.log import log
+
+            log(f"note: {folder}'s file system cannot lock files; nothing stops a second run from using it")
+            return os.open(lock_path, flags, 0o644)  # an unlocked descriptor: the run goes on unprotected
         raise
     if exclusive:
         os.ftruncate(fd, 0)

@@ -185,7 +185,8 @@ def atlas_file_names(n_layers: int) -> list[str]:
     names = [LAYOUT_NAME, "contact_sheet.png"]
     for layer in range(n_layers):
         stem = f"layer{layer}_atlas"
-        names += [f"{stem}.png", f"{stem}.exr", f"{stem}_preview.png", f"layer{layer}_alpha.mp4", f"layer{layer}_mapping.mp4"]
+        names += [f"{stem}.png", f"{stem}.exr", f"{stem}_preview.png"]
+        names += [f"layer{layer}_alpha.mp4", f"layer{layer}_mapping.mp4"]
     return names
 
 

@@ -9,7 +9,6 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-
 # The names atomic_path gives its temporaries: "." + target stem + "." + mkstemp's 8 random
 # characters + ".tmp" + target suffix.
 TEMPORARY_NAME = re.compile(r"^\..*\.[A-Za-z0-9_]{8}\.tmp(\.[A-Za-z0-9]+)?$")
