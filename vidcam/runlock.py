@@ -161,7 +161,8 @@ def is_complete(folder: Path) -> bool:
 
 def note_if_unfinished(run_folder: Path, step: int, steps: int) -> None:
     """atlas/edit work from the last checkpoint of a stopped run, and say so."""
-    if _key(run_folder) in _held or is_complete(run_folder):
+    legacy = not (Path(run_folder) / LOCK_NAME).exists()  # made before runs were locked and marked: trust it
+    if _key(run_folder) in _held or is_complete(run_folder) or legacy:
         return
     from vidcam.log import log
 
