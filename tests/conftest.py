@@ -26,6 +26,7 @@ TINY = {"n_frames": 6, "height": 36, "width": 64}
 TINY_TRAINING = {
     "device": "cpu",
     "flow.backend": "dis",
+    "train.time_budget": None,  # the step count ends training, however busy the machine is
     "train.batch_size": 2048,
     "train.flow_batch_size": 512,
     "train.reg_batch_size": 256,

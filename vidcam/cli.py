@@ -81,6 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     atlas.add_argument("run", type=Path, help="output folder of an enhance run")
     atlas.add_argument("-o", "--output", type=Path, help="where to write (default RUN/atlas)")
     atlas.add_argument("--device", choices=DEVICES, default="auto")
+    atlas.add_argument("--overwrite", action="store_true", help="replace files of those names already in the folder")
     _quiet_arg(atlas)
 
     edit = sub.add_parser("edit", help="re-render a run with an edited atlas")
@@ -89,6 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     edit.add_argument("--atlas", type=Path, required=True, help="the edited atlas PNG (RGBA composites over the atlas)")
     edit.add_argument("-o", "--output", type=Path, help="output video (default RUN/edit_layer<K>.mp4)")
     edit.add_argument("--device", choices=DEVICES, default="auto")
+    edit.add_argument("--overwrite", action="store_true", help="replace the output video(s) if they exist")
     _quiet_arg(edit)
     return parser
 
@@ -132,7 +134,7 @@ def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
 
 def run_enhance(args: argparse.Namespace) -> None:
     from vidcam.pipeline import enhance, load_run_config
-    from vidcam.run import ATLAS_DIR, CONFIG_NAME, default_outdir, forget_unstarted_run, prepare_outdir
+    from vidcam.run import CONFIG_NAME, default_outdir
 
     _require_file(args.input)
     overrides = overrides_from_args(args)
@@ -141,20 +143,7 @@ def run_enhance(args: argparse.Namespace) -> None:
         cfg = load_run_config(outdir, overrides)
     else:
         cfg = load_config(args.preset, args.config, overrides)
-    if args.resume:
-        report = enhance(args.input, outdir, cfg, resume=True)
-    else:
-        existed = outdir.exists()
-        prepare_outdir(outdir, resume=False)  # refusals happen here, before this run owns the folder
-        try:
-            report = enhance(args.input, outdir, cfg, resume=False)
-        except BaseException:
-            forget_unstarted_run(outdir, remove_folder=not existed)
-            raise
-    if cfg.render.export_atlas:
-        from vidcam.atlas import export_atlas
-
-        export_atlas(outdir, outdir / ATLAS_DIR, cfg.device)
+    report = enhance(args.input, outdir, cfg, resume=args.resume)  # exports the atlases too with --export-atlas
     print(f"wrote {outdir} ({report.mode}, {report.steps} steps)")
 
 
@@ -220,7 +209,7 @@ def run_flow(args: argparse.Namespace) -> None:
 def run_atlas(args: argparse.Namespace) -> None:
     from vidcam.atlas import export_atlas
 
-    out = export_atlas(args.run, args.output, args.device)
+    out = export_atlas(args.run, args.output, args.device, overwrite=args.overwrite)
     print(f"wrote atlases to {out}")
 
 
@@ -228,7 +217,7 @@ def run_edit(args: argparse.Namespace) -> None:
     from vidcam.atlas import edit_run
 
     _require_file(args.atlas)
-    out = edit_run(args.run, args.layer, args.atlas, args.output, args.device)
+    out = edit_run(args.run, args.layer, args.atlas, args.output, args.device, overwrite=args.overwrite)
     print(f"wrote {out}")
 
 

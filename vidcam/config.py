@@ -174,7 +174,11 @@ class TrainConfig:
     sharp_first: float = 0.3
     sharp_power: float = 2.0  # frame weight = (sharpness / sharpest nearby) ** power
     sharp_window: int = 5  # "nearby": this many frames either side
-    checkpoint_minutes: float = 5.0  # save the training state this often
+    # Save the training state every checkpoint_minutes or every checkpoint_steps, whichever comes
+    # first, and once when the main loop starts: a killed run loses at most that much. A save is
+    # an atomic torch.save of the model and optimiser (milliseconds for the presets' models).
+    checkpoint_minutes: float = 1.0
+    checkpoint_steps: int = 500
     time_budget: float | None = None  # seconds of training; None runs all steps
     seed: int = 0  # network initialisation and pixel sampling
     precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto: bf16 on CUDA

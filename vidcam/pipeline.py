@@ -19,8 +19,9 @@ from vidcam.log import log
 from vidcam.models.model import ClipShape, VidcamModel
 from vidcam.motion import foreground_from_motion, initial_motions, load_masks
 from vidcam.plan import RunPlan, resolve
-from vidcam.run import Report, StageTimer, audio_source, default_outdir, pick_device, prepare_outdir
 from vidcam.resources import check_clip
+from vidcam.run import Report, StageTimer, audio_source, default_outdir, forget_unstarted_run, pick_device
+from vidcam.runlock import claim_run_folder, mark_complete
 from vidcam.sharpness import frame_sharpness, sharp_frame_weights
 from vidcam.threads import apply_threads
 from vidcam.training.data import ClipData
@@ -51,8 +52,7 @@ def prepare(
     frames = clip.frames_float()
     plan = resolve(cfg, frames)
     log(f"mode: {plan.mode} ({'exposure ' + plan.describe_exposures() if plan.mode == 'hdr' else 'single exposure'})")
-    if not resume:
-        save_config(cfg, outdir / run_folder.CONFIG_NAME)
+    save_config(cfg, outdir / run_folder.CONFIG_NAME)  # on resume: the saved one with the allowed changes
 
     backend = resolve_backend(cfg.flow)
     with timer.stage("flow"):
@@ -98,11 +98,30 @@ def new_report(input_path: Path, prepared: Prepared, device: torch.device, cfg: 
 
 
 def enhance(input_path: Path, outdir: Path | None, cfg: Config, resume: bool = False) -> Report:
-    """Fit the model to the clip and write every output into ``outdir``; returns the report."""
+    """Fit the model to the clip and write every output into ``outdir``; returns the report.
+
+    The folder is locked for the run's life (vidcam.runlock); its ``complete`` marker is the last write.
+    """
     input_path = Path(input_path)
     outdir = Path(outdir) if outdir else default_outdir(input_path)
     check_clip(input_path, cfg)  # too small for flow or too big for memory: refused before any work
-    prepare_outdir(outdir, resume)
+    existed = outdir.exists()
+    with claim_run_folder(outdir, resume):
+        try:
+            report = _enhance_locked(input_path, outdir, cfg, resume)
+        except BaseException:
+            if not resume:  # a fresh run that never trained leaves a folder that takes a fresh run
+                forget_unstarted_run(outdir, remove_folder=not existed)
+            raise
+        if cfg.render.export_atlas:
+            from vidcam.atlas import export_atlas
+
+            export_atlas(outdir, outdir / run_folder.ATLAS_DIR, cfg.device, overwrite=True)  # the run's own folder
+        mark_complete(outdir)
+    return report
+
+
+def _enhance_locked(input_path: Path, outdir: Path, cfg: Config, resume: bool) -> Report:
     timer = StageTimer()
     device = pick_device(cfg.device)
     threads = apply_threads(cfg.threads)
@@ -128,6 +147,33 @@ def enhance(input_path: Path, outdir: Path | None, cfg: Config, resume: bool = F
     return report
 
 
+# Settings a resume may change: how long to train, how to checkpoint and log, and how the
+# outputs are rendered and written. Anything else shaped what was trained (the frames, the
+# mode, the exposures, the model, the losses), so a resume refuses a different value.
+RESUME_MAY_CHANGE = ("train.steps", "train.time_budget", "train.checkpoint_", "train.log_every", "train.compile",
+                     "render.", "atlas.", "device", "threads")
+
+
+def _flatten(data: dict, prefix: str = "") -> dict:
+    flat = {}
+    for key, value in data.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
 def load_run_config(outdir: Path, overrides: dict) -> Config:
-    """The saved config of a run being resumed, with the user's explicit overrides on top."""
-    return load_config(preset="", config_file=outdir / run_folder.CONFIG_NAME, overrides=overrides)
+    """The saved config of a run being resumed with the user's overrides on top; an override
+    that would change what was trained is refused (see RESUME_MAY_CHANGE)."""
+    saved = load_config(preset="", config_file=outdir / run_folder.CONFIG_NAME)
+    merged = load_config(preset="", config_file=outdir / run_folder.CONFIG_NAME, overrides=overrides)
+    before, after = _flatten(saved.to_dict()), _flatten(merged.to_dict())
+    for key, value in after.items():
+        if value != before.get(key) and not key.startswith(RESUME_MAY_CHANGE):
+            raise VidcamError(
+                f"--resume cannot change {key} (the run was trained with {before.get(key)!r}, given {value!r}); "
+                f"drop the flag or start a new run in another folder"
+            )
+    return merged

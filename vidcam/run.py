@@ -27,6 +27,7 @@ from vidcam.errors import VidcamError
 from vidcam.io.atomic import atomic_write_text
 from vidcam.models.model import VidcamModel
 from vidcam.plan import RunPlan
+from vidcam.runlock import LOCK_NAME
 from vidcam.training.checkpoint import model_from_checkpoint
 
 CONFIG_NAME = "config.yaml"
@@ -59,27 +60,6 @@ def default_outdir(input_path: Path) -> Path:
     return input_path.with_name(f"{input_path.stem}_vidcam")
 
 
-def prepare_outdir(outdir: Path, resume: bool) -> None:
-    """Refuse to mix runs or overwrite anything the user gave (a new run needs an empty or
-    missing folder, so an input inside it is safe too); create the folder."""
-    if resume:
-        if not (outdir / CONFIG_NAME).is_file():
-            raise VidcamError(f"--resume: {outdir} holds no vidcam run to continue")
-        return
-    if outdir.exists() and not outdir.is_dir():
-        raise VidcamError(f"output path {outdir} exists and is not a folder")
-    if outdir.is_dir() and any(outdir.iterdir()):
-        what = "another vidcam run" if (outdir / CONFIG_NAME).exists() else "other files"
-        raise VidcamError(f"output folder {outdir} already holds {what}; use --resume or choose another -o")
-    try:
-        outdir.mkdir(parents=True, exist_ok=True)
-        probe_file = outdir / ".vidcam_write_test"
-        probe_file.write_bytes(b"")
-        probe_file.unlink()
-    except OSError as exc:
-        raise VidcamError(f"cannot write to output folder {outdir}: {exc.strerror or exc}") from None
-
-
 def forget_unstarted_run(outdir: Path, remove_folder: bool) -> None:
     """After a fresh run failed before its first checkpoint, remove what it wrote (its settings,
     flow cache, and the folder if it made it and nothing else is left), so the folder takes a
@@ -88,6 +68,7 @@ def forget_unstarted_run(outdir: Path, remove_folder: bool) -> None:
         return  # trained: --resume continues from there
     (outdir / CONFIG_NAME).unlink(missing_ok=True)
     shutil.rmtree(outdir / CACHE_DIR, ignore_errors=True)
+    (outdir / LOCK_NAME).unlink(missing_ok=True)  # the run's own; its lock goes with the file's inode
     if remove_folder:
         with contextlib.suppress(OSError):
             outdir.rmdir()  # only when nothing else is left

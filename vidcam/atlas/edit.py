@@ -26,6 +26,7 @@ from vidcam.io.encode import write_hdr10_video, write_sdr_video
 from vidcam.models.model import VidcamModel
 from vidcam.rendering import Evaluate, display_clip, render_clip, through_camera, to_uint8
 from vidcam.run import Run, open_run
+from vidcam.runlock import note_if_unfinished, reading_run, refuse_existing
 
 HALF_CODE = 0.5 / 255  # an edited value this close to the exported one counts as untouched
 
@@ -111,21 +112,33 @@ def render_edited(run: Run, layer: int, atlas_png: str | Path) -> EditResult:
     return EditResult(display_clip(hdr, run.operator), hdr)
 
 
+def edit_outputs(output: Path, mode: str) -> list[Path]:
+    """The files ``edit_run`` writes: the SDR video, and its HDR10 twin for HDR runs."""
+    return [output] + ([output.with_name(f"{output.stem}_hdr10{output.suffix}")] if mode == "hdr" else [])
+
+
 def edit_run(
     run_dir: str | Path,
     layer: int,
     atlas_png: str | Path,
     output: str | Path | None = None,
     device: str | torch.device = "auto",
+    overwrite: bool = False,
 ) -> Path:
-    """Re-render the run with an edited atlas picture; writes an SDR MP4 (and HDR10 in HDR mode)."""
-    run = open_run(run_dir, device)
-    output = Path(output) if output is not None else run.folder / f"edit_layer{layer}.mp4"
-    result = render_edited(run, layer, atlas_png)
-    rc = run.cfg.render
-    audio = run.audio_source
-    write_sdr_video(output, result.sdr, run.fps, rc.crf, audio)
-    if run.plan.mode == "hdr" and result.hdr is not None:
-        hdr10 = output.with_name(f"{output.stem}_hdr10{output.suffix}")
-        write_hdr10_video(hdr10, result.hdr, run.fps, rc.hdr10_white_nits, rc.hdr10_peak_nits, rc.crf, audio)
+    """Re-render the run with an edited atlas picture; writes an SDR MP4 (and HDR10 in HDR mode).
+
+    Refuses when an output exists already, unless ``overwrite``; refuses while the run trains.
+    """
+    with reading_run(Path(run_dir)):
+        run = open_run(run_dir, device)
+        output = Path(output) if output is not None else run.folder / f"edit_layer{layer}.mp4"
+        outputs = edit_outputs(output, run.plan.mode)
+        refuse_existing(outputs, overwrite)
+        note_if_unfinished(run.folder, run.state["step"], run.cfg.train.steps)
+        result = render_edited(run, layer, atlas_png)
+        rc = run.cfg.render
+        audio = run.audio_source
+        write_sdr_video(output, result.sdr, run.fps, rc.crf, audio)
+        if len(outputs) > 1 and result.hdr is not None:
+            write_hdr10_video(outputs[1], result.hdr, run.fps, rc.hdr10_white_nits, rc.hdr10_peak_nits, rc.crf, audio)
     return output

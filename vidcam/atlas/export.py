@@ -43,6 +43,7 @@ from vidcam.models.model import VidcamModel
 from vidcam.plots import image_grid
 from vidcam.rendering import in_chunks, render_clip, render_frame, render_frames, through_camera, to_uint8
 from vidcam.run import ATLAS_DIR, Run, open_run
+from vidcam.runlock import note_if_unfinished, reading_run, refuse_existing
 
 CHECKER_DARK = 0.45  # brightness of the dark squares relative to the light ones
 OUTSIDE_BOX_GREY = 0.5
@@ -180,10 +181,34 @@ def contact_sheet(run: Run, frames: np.ndarray, pictures: list[np.ndarray]) -> n
 # ----------------------------------------------------------------------------- export
 
 
-def export_atlas(run_dir: str | Path, out_dir: str | Path | None = None, device: str | torch.device = "auto") -> Path:
-    """Write every layer's atlas pictures, alpha and mapping videos, a contact sheet and atlas.json."""
+def atlas_file_names(n_layers: int) -> list[str]:
+    """Every file ``export_atlas`` writes (checked before any is written)."""
+    names = [LAYOUT_NAME, "contact_sheet.png"]
+    for layer in range(n_layers):
+        stem = f"layer{layer}_atlas"
+        names += [f"{stem}.png", f"{stem}.exr", f"{stem}_preview.png"]
+        names += [f"layer{layer}_alpha.mp4", f"layer{layer}_mapping.mp4"]
+    return names
+
+
+def export_atlas(
+    run_dir: str | Path, out_dir: str | Path | None = None, device: str | torch.device = "auto", overwrite: bool = False
+) -> Path:
+    """Write every layer's atlas pictures, alpha and mapping videos, a contact sheet and atlas.json.
+
+    Refuses when any of those files exists already, unless ``overwrite``; refuses while the run trains.
+    """
+    with reading_run(Path(run_dir)):
+        return _export_atlas(run_dir, out_dir, device, overwrite)
+
+
+def _export_atlas(run_dir: str | Path, out_dir: str | Path | None, device: str | torch.device, overwrite: bool) -> Path:
     run = open_run(run_dir, device)
     out = Path(out_dir) if out_dir is not None else run.folder / ATLAS_DIR
+    if out.exists() and not out.is_dir():
+        raise VidcamError(f"{out} exists and is not a folder")
+    refuse_existing([out / name for name in atlas_file_names(run.n_layers)], overwrite)
+    note_if_unfinished(run.folder, run.state["step"], run.cfg.train.steps)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

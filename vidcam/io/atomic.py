@@ -10,6 +10,7 @@ import contextlib
 import errno
 import os
 import shutil
+import re
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -41,6 +42,10 @@ def disk_full_error(exc: BaseException, target: Path) -> VidcamError | None:
     if not full:
         return None
     return VidcamError(f"no space left on {target.parent} (while writing {target.name})")
+
+# The names atomic_path gives its temporaries: "." + target stem + "." + mkstemp's 8 random
+# characters + ".tmp" + target suffix.
+TEMPORARY_NAME = re.compile(r"^\..*\.[A-Za-z0-9_]{8}\.tmp(\.[A-Za-z0-9]+)?$")
 
 
 @contextlib.contextmanager
@@ -79,3 +84,16 @@ def atomic_write_bytes(target: str | Path, data: bytes) -> None:
 
 def atomic_write_text(target: str | Path, text: str) -> None:
     atomic_write_bytes(target, text.encode())
+
+
+def remove_temporaries(folder: str | Path) -> list[Path]:
+    """Delete the temporaries an interrupted writer left in ``folder`` and its subfolders (only
+    names of :data:`TEMPORARY_NAME`'s pattern, only plain files); returns what was removed."""
+    removed = []
+    for root, dirs, files in os.walk(folder):  # does not follow links to folders
+        for name in files:
+            path = Path(root) / name
+            if TEMPORARY_NAME.match(name) and path.is_file() and not path.is_symlink():
+                path.unlink(missing_ok=True)
+                removed.append(path)
+    return removed

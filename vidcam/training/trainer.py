@@ -12,6 +12,7 @@ import torch
 
 from vidcam.config import Config
 from vidcam.errors import VidcamError
+from vidcam.log import log
 from vidcam.models.encodings import encoding_parameters
 from vidcam.models.camera import DEFAULT_Z_RANGE
 from vidcam.models.model import VidcamModel
@@ -197,12 +198,17 @@ class Trainer:
 
     # ----- loop ------------------------------------------------------------------------
     def fit(self, resume: bool = False) -> list[dict[str, float]]:
+        tc = self.cfg.train
         if resume and self.checkpoint_path.is_file():
             self.restore()
+            log(f"resuming from step {self.step} of {tc.steps} ({self.checkpoint_path})")
         else:
+            if resume:
+                log(f"--resume: no checkpoint in {self.checkpoint_path.parent} yet (the run stopped before "
+                    "training started): training starts afresh")
             self.bootstrap()
-        tc = self.cfg.train
-        last_save = time.monotonic()
+            self.save()  # the first checkpoint: a kill from here on resumes instead of starting over
+        last_save, last_save_step = time.monotonic(), self.step
         # The bar counts progress (steps or time budget, whichever ends training first), so its ETA holds for both.
         bar = progress(
             desc="train", total=PROGRESS_TICKS, initial=round(self.progress() * PROGRESS_TICKS), show_count=False
@@ -215,9 +221,10 @@ class Trainer:
                     self._log(terms, bar)
                 self.elapsed += time.perf_counter() - started
                 bar.update(round(self.progress() * PROGRESS_TICKS) - bar.n)
-                if time.monotonic() - last_save > tc.checkpoint_minutes * 60:
+                due_by_time = time.monotonic() - last_save > tc.checkpoint_minutes * 60
+                if due_by_time or self.step - last_save_step >= tc.checkpoint_steps:
                     self.save()
-                    last_save = time.monotonic()
+                    last_save, last_save_step = time.monotonic(), self.step
         except KeyboardInterrupt:
             bar.close()
             self.save()
