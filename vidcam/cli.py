@@ -1,4 +1,4 @@
-"""Command line: ``vidcam enhance | info | flow | atlas | edit``.
+"""Command line: ``vidcam enhance | info | flow | atlas | edit | report``.
 
 Problems with the user's input end the program with one line on stderr and exit code 2;
 set VIDCAM_DEBUG=1 to see tracebacks of unexpected errors.
@@ -88,6 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
     edit.add_argument("-o", "--output", type=Path, help="output video (default RUN/edit_layer<K>.mp4)")
     edit.add_argument("--device", choices=DEVICES, default="auto")
     _quiet_arg(edit)
+
+    report = sub.add_parser("report", help="(re)write a run's report.html")
+    report.add_argument("run", type=Path, help="output folder of an enhance run")
     return parser
 
 
@@ -130,6 +133,7 @@ def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
 
 def run_enhance(args: argparse.Namespace) -> None:
     from vidcam.pipeline import enhance, load_run_config
+    from vidcam.report_html import write_report_html
     from vidcam.run import ATLAS_DIR, CONFIG_NAME, default_outdir
 
     _require_file(args.input)
@@ -144,6 +148,7 @@ def run_enhance(args: argparse.Namespace) -> None:
         from vidcam.atlas import export_atlas
 
         export_atlas(outdir, outdir / ATLAS_DIR, cfg.device)
+        write_report_html(outdir)  # again, now with the atlases
     print(f"wrote {outdir} ({report.mode}, {report.steps} steps)")
 
 
@@ -201,9 +206,14 @@ def run_flow(args: argparse.Namespace) -> None:
 
 def run_atlas(args: argparse.Namespace) -> None:
     from vidcam.atlas import export_atlas
+    from vidcam.run import REPORT_NAME
 
     out = export_atlas(args.run, args.output, args.device)
     print(f"wrote atlases to {out}")
+    if args.output is None and (args.run / REPORT_NAME).is_file():
+        from vidcam.report_html import write_report_html
+
+        write_report_html(args.run)  # the run's page now shows the atlases
 
 
 def run_edit(args: argparse.Namespace) -> None:
@@ -214,6 +224,12 @@ def run_edit(args: argparse.Namespace) -> None:
     print(f"wrote {out}")
 
 
+def run_report(args: argparse.Namespace) -> None:
+    from vidcam.report_html import write_report_html
+
+    print(f"wrote {write_report_html(args.run)}")
+
+
 def _require_file(path: Path) -> None:
     if not path.exists():
         raise VidcamError(f"file not found: {path}")
@@ -221,7 +237,7 @@ def _require_file(path: Path) -> None:
         raise VidcamError(f"not a file: {path}")
 
 
-COMMANDS = {"enhance": run_enhance, "info": run_info, "flow": run_flow, "atlas": run_atlas, "edit": run_edit}
+COMMANDS = {"enhance": run_enhance, "info": run_info, "flow": run_flow, "atlas": run_atlas, "edit": run_edit, "report": run_report}
 
 
 def _join_negative_exposures(argv: list[str]) -> list[str]:
