@@ -83,7 +83,7 @@ def test_page_is_self_contained_and_shows_the_run(tiny_run):
     for picture in ("crf.png", "loss.png"):
         assert f"({picture})" in page
     assert len(data_images(page)) == 2 * 4 + 2  # four wipes, response curves, loss curves
-    assert 'src="enhanced.mp4"' in page and 'src="compare.mp4"' in page
+    assert 'src="enhanced.mp4" poster="data:image/jpeg' in page and 'src="compare.mp4" poster="data:image/jpeg' in page
     assert 'href="enhanced_hdr10.mp4"' in page and 'href="hdr/00000.exr"' in page
     report = json.loads((tiny_run / "report.json").read_text())
     for stage in report["timings"]:

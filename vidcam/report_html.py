@@ -104,9 +104,10 @@ def _page(folder: Path, report: Report, raw: dict[str, Any]) -> str:
         f"{report.mode.upper()} run · {report.frames} frames · {width}×{height} · {_fps_text(report.fps)} fps · "
         f"{report.steps} steps on {report.device}"
     )
+    frames, posters = _frames_section(folder, report)
     sections = [
-        _frames_section(folder, report),
-        _videos_section(folder, report),
+        frames,
+        _videos_section(folder, posters),
         _camera_section(folder, report),
         _training_section(folder, report),
         _atlas_section(folder),
@@ -125,15 +126,20 @@ def _page(folder: Path, report: Report, raw: dict[str, Any]) -> str:
     )
 
 
-def _frames_section(folder: Path, report: Report) -> str:
+def _frames_section(folder: Path, report: Report) -> tuple[str, dict[str, str]]:
+    """The wipe sliders, and poster pictures for the videos (data URIs by video name): a video
+    shows nothing until it is played, in some browsers and in page screenshots."""
     render = _render_settings(report)
     output_path = folder / run_folder.SDR_VIDEO
     if not output_path.is_file() or report.frames < 1:
-        return "<h2>Input and output</h2><p class=\"note\">no enhanced.mp4 in this run folder</p>"
+        return "<h2>Input and output</h2><p class=\"note\">no enhanced.mp4 in this run folder</p>", {}
     chosen, why = _chosen_frames(folder, report, render.report_frames)
     outputs = read_frames(output_path, chosen)
     inputs, input_problem = _input_frames(folder, report, chosen, outputs.shape[1:3])
     figures = []
+    posters = {run_folder.SDR_VIDEO: _jpeg_uri(_shrink(outputs[0], render.report_max_side))}
+    if inputs is not None and (folder / run_folder.COMPARE_VIDEO).is_file():
+        posters[run_folder.COMPARE_VIDEO] = _jpeg_uri(_shrink(np.concatenate([inputs[0], outputs[0]], 1), render.report_max_side))
     for slot, t in enumerate(chosen):
         after = _shrink(outputs[slot], render.report_max_side)
         caption = f"frame {t}{why.get(t, '')}{_exposure_caption(report, t)}"
@@ -144,7 +150,7 @@ def _frames_section(folder: Path, report: Report) -> str:
         figures.append(_wipe(before, after, t, caption))
     note = f"<p class=\"note\">{_e(input_problem)}</p>" if input_problem else ""
     intro = "<p class=\"sub\">Drag the slider: input on the left of the line, output on the right.</p>" if inputs is not None else ""
-    return f"<h2>Input and output</h2>{intro}{note}<div class=\"frames\">{''.join(figures)}</div>"
+    return f"<h2>Input and output</h2>{intro}{note}<div class=\"frames\">{''.join(figures)}</div>", posters
 
 
 def _wipe(before: np.ndarray, after: np.ndarray, t: int, caption: str) -> str:
@@ -205,14 +211,14 @@ def _input_frames(
     return None, problem + "; showing the output only"
 
 
-def _videos_section(folder: Path, report: Report) -> str:
+def _videos_section(folder: Path, posters: dict[str, str]) -> str:
     items = []
     for name, title in (
         (run_folder.SDR_VIDEO, "enhanced (SDR)"),
         (run_folder.COMPARE_VIDEO, "input | output"),
     ):
         if (folder / name).is_file():
-            items.append(_video(name, title))
+            items.append(_video(name, title, posters.get(name)))
     links = []
     if (folder / run_folder.HDR10_VIDEO).is_file():
         links.append(
@@ -234,9 +240,10 @@ def _videos_section(folder: Path, report: Report) -> str:
     return f"<h2>Videos</h2><div class=\"frames\">{''.join(items)}</div>{listed}"
 
 
-def _video(name: str, title: str) -> str:
+def _video(name: str, title: str, poster: str | None = None) -> str:
+    poster_attribute = f" poster=\"{poster}\"" if poster else ""
     return (
-        f"<figure><video controls loop muted preload=\"metadata\" src=\"{_e(name)}\"></video>"
+        f"<figure><video controls loop muted preload=\"metadata\" src=\"{_e(name)}\"{poster_attribute}></video>"
         f"<figcaption>{_e(title)}: <a href=\"{_e(name)}\">{_e(name)}</a></figcaption></figure>"
     )
 
@@ -275,12 +282,13 @@ def _exposure_chart(report: Report) -> str:
     def y(v: float) -> float:
         return h - pad - (h - 2 * pad) * (v - low) / (high - low)
 
-    colors = {"initial": "#999", "learned": "#d0452b"}
+    # the initial exposures drawn wide and pale under the learned ones, so both show where they agree
+    style = {"initial": ("#bbb", 5), "learned": ("#d0452b", 1.5)}
     lines = []
     for label, values in series.items():
         points = " ".join(f"{x(t):.1f},{y(v):.1f}" for t, v in enumerate(values))
-        dash = " stroke-dasharray=\"4 3\"" if label == "initial" else ""
-        lines.append(f"<polyline fill=\"none\" stroke=\"{colors[label]}\" stroke-width=\"1.5\"{dash} points=\"{points}\"/>")
+        color, width = style[label]
+        lines.append(f"<polyline fill=\"none\" stroke=\"{color}\" stroke-width=\"{width}\" points=\"{points}\"/>")
     ticks = []
     for ev in range(math.ceil(low), math.floor(high) + 1):
         ticks.append(
