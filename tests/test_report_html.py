@@ -88,7 +88,7 @@ def test_page_is_self_contained_and_shows_the_run(tiny_run):
     report = json.loads((tiny_run / "report.json").read_text())
     for stage in report["timings"]:
         assert f"<td>{stage}</td>" in page
-    settings = re.search(r"<summary>the run's configuration \(config.yaml\)</summary><pre>(.*?)</pre>", page, re.S)
+    settings = re.search(r"<summary>the run's configuration \(config.yaml\)</summary><pre>(.*?)</pre>", page, re.DOTALL)
     assert settings and "batch_size: 2048" in settings.group(1)
     assert "<svg" in page and "learned" in page  # the exposure chart
     assert "Fidelity" not in page and "Atlases and alphas" not in page  # this run has neither
@@ -156,7 +156,7 @@ def run_browser(browser: str, page: Path, workdir: Path, *mode: str) -> subproce
         f"--user-data-dir={workdir / 'profile'}", "--enable-logging=stderr", "--v=0",
         "--virtual-time-budget=5000", "--hide-scrollbars", "--window-size=1280,2000", *mode, page.as_uri(),
     ]  # fmt: skip
-    return subprocess.run(command, capture_output=True, text=True, timeout=BROWSER_SECONDS, cwd=workdir)
+    return subprocess.run(command, capture_output=True, text=True, timeout=BROWSER_SECONDS, cwd=workdir, check=False)
 
 
 def console_lines(stderr: str) -> list[str]:

@@ -14,8 +14,8 @@ from vidcam.io.video import Clip, write_hdr10_video, write_sdr_video
 from vidcam.models.model import VidcamModel
 from vidcam.plan import RunPlan
 from vidcam.plots import image_grid, line_plot
-from vidcam.report_html import write_report_html
 from vidcam.rendering import display_clip, exposure_scale, render_clip, through_camera, to_uint8
+from vidcam.report_html import write_report_html
 from vidcam.run import Report, StageTimer
 
 CRF_SAMPLES = 256

@@ -134,7 +134,10 @@ def _frames_section(folder: Path, report: Report) -> tuple[str, dict[str, str]]:
     if not output_path.is_file() or report.frames < 1:
         return "<h2>Input and output</h2><p class=\"note\">no enhanced.mp4 in this run folder</p>", {}
     chosen, why = _chosen_frames(folder, report, render.report_frames)
-    outputs = read_frames(output_path, chosen)
+    try:
+        outputs = read_frames(output_path, chosen)
+    except VidcamError as exc:  # the page still shows everything else
+        return f"<h2>Input and output</h2><p class=\"note\">{_e(exc)}</p>", {}
     inputs, input_problem = _input_frames(folder, report, chosen, outputs.shape[1:3])
     figures = []
     posters = {run_folder.SDR_VIDEO: _jpeg_uri(_shrink(outputs[0], render.report_max_side))}
@@ -144,7 +147,8 @@ def _frames_section(folder: Path, report: Report) -> tuple[str, dict[str, str]]:
         after = _shrink(outputs[slot], render.report_max_side)
         caption = f"frame {t}{why.get(t, '')}{_exposure_caption(report, t)}"
         if inputs is None:
-            figures.append(f"<figure><img src=\"{_jpeg_uri(after)}\" alt=\"output frame {t}\"><figcaption>{_e(caption)}</figcaption></figure>")
+            picture = f"<img src=\"{_jpeg_uri(after)}\" alt=\"output frame {t}\">"
+            figures.append(f"<figure>{picture}<figcaption>{_e(caption)}</figcaption></figure>")
             continue
         before = _shrink(inputs[slot], render.report_max_side)
         figures.append(_wipe(before, after, t, caption))
@@ -169,7 +173,7 @@ def _chosen_frames(folder: Path, report: Report, count: int) -> tuple[list[int],
     """Output frame indices to compare: evenly spaced, or for deblur runs the blurriest and the
     sharpest input frames (with a few evenly spaced ones when more are asked for)."""
     n = report.frames
-    even = sorted({int(round(v)) for v in np.linspace(0, n - 1, max(1, min(count, n)))})
+    even = sorted({round(v) for v in np.linspace(0, n - 1, max(1, min(count, n)))})
     if report.mode != "deblur":
         return even, {}
     sharpness = _input_sharpness(report, n)
