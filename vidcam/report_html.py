@@ -261,7 +261,7 @@ def _camera_section(folder: Path, report: Report) -> str:
             f"<figure>{picture}<figcaption>learned blur kernels, 3×3 positions per row, one row per frame "
             "(psf.png)</figcaption></figure>"
         )
-    exposures = _exposure_chart(report)
+    exposures = _exposure_chart(report) if report.mode == "hdr" else ""
     if exposures:
         parts.append(exposures)
     return f"<h2>The learned camera</h2><div class=\"frames\">{''.join(parts)}</div>" if parts else ""
