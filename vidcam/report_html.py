@@ -508,6 +508,8 @@ def _is_series(value: Any) -> bool:
 
 
 def _number_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
     if isinstance(value, float):
         return f"{value:.4g}"
     return str(value)
