@@ -1,4 +1,4 @@
-"""Command line: ``vidcam enhance | info | flow | atlas | edit``.
+"""Command line: ``vidcam enhance | info | flow | atlas | edit | report``.
 
 Problems with the user's input end the program with one line on stderr and exit code 2;
 set VIDCAM_DEBUG=1 to see tracebacks of unexpected errors.
@@ -92,6 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
     edit.add_argument("--device", choices=DEVICES, default="auto")
     edit.add_argument("--overwrite", action="store_true", help="replace the output video(s) if they exist")
     _quiet_arg(edit)
+
+    report = sub.add_parser("report", help="(re)write a run's report.html")
+    report.add_argument("run", type=Path, help="output folder of an enhance run")
     return parser
 
 
@@ -208,9 +211,14 @@ def run_flow(args: argparse.Namespace) -> None:
 
 def run_atlas(args: argparse.Namespace) -> None:
     from vidcam.atlas import export_atlas
+    from vidcam.run import REPORT_NAME
 
     out = export_atlas(args.run, args.output, args.device, overwrite=args.overwrite)
     print(f"wrote atlases to {out}")
+    if args.output is None and (args.run / REPORT_NAME).is_file():
+        from vidcam.report_html import write_report_html
+
+        write_report_html(args.run)  # the run's page now shows the atlases
 
 
 def run_edit(args: argparse.Namespace) -> None:
@@ -221,6 +229,12 @@ def run_edit(args: argparse.Namespace) -> None:
     print(f"wrote {out}")
 
 
+def run_report(args: argparse.Namespace) -> None:
+    from vidcam.report_html import write_report_html
+
+    print(f"wrote {write_report_html(args.run)}")
+
+
 def _require_file(path: Path) -> None:
     if not path.exists():
         raise VidcamError(f"file not found: {path}")
@@ -228,7 +242,7 @@ def _require_file(path: Path) -> None:
         raise VidcamError(f"not a file: {path}")
 
 
-COMMANDS = {"enhance": run_enhance, "info": run_info, "flow": run_flow, "atlas": run_atlas, "edit": run_edit}
+COMMANDS = {"enhance": run_enhance, "info": run_info, "flow": run_flow, "atlas": run_atlas, "edit": run_edit, "report": run_report}
 
 
 def _join_negative_exposures(argv: list[str]) -> list[str]:

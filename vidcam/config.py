@@ -199,6 +199,8 @@ class RenderConfig:
     save_frames: bool = False  # PNGs of the enhanced frames
     compare: bool = False  # side-by-side input | output video
     export_atlas: bool = False  # run `vidcam atlas` after the fit
+    report_frames: int = 4  # report.html: frames compared input | output (deblur: blurriest and sharpest first)
+    report_max_side: int = 960  # report.html: longest side of the compared frames on the page
 
 
 @dataclass

@@ -16,6 +16,7 @@ from vidcam.models.model import VidcamModel
 from vidcam.plan import RunPlan
 from vidcam.plots import image_grid, line_plot
 from vidcam.rendering import display_clip, exposure_scale, render_clip, through_camera, to_uint8
+from vidcam.report_html import write_report_html
 from vidcam.run import Report, StageTimer
 
 CRF_SAMPLES = 256
@@ -143,3 +144,4 @@ def write_run_outputs(
         save_psf_plot(outdir / run_folder.PSF_PLOT, model, sorted({0, n // 3, 2 * n // 3, n - 1}))
     report.config, report.timings, report.crf, report.tonemap = cfg.to_dict(), timer.seconds, samples, plan.operator
     report.write(outdir)
+    write_report_html(outdir)

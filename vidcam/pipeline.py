@@ -19,6 +19,7 @@ from vidcam.log import log
 from vidcam.models.model import ClipShape, VidcamModel
 from vidcam.motion import foreground_from_motion, initial_motions, load_masks
 from vidcam.plan import RunPlan, resolve
+from vidcam.report_html import write_report_html
 from vidcam.resources import check_clip
 from vidcam.run import Report, StageTimer, audio_source, default_outdir, forget_unstarted_run, pick_device
 from vidcam.runlock import claim_run_folder, mark_complete
@@ -85,7 +86,7 @@ def new_report(input_path: Path, prepared: Prepared, device: torch.device, cfg: 
     if plan.exposure_source == "user":
         exposures["values"] = cfg.exposures
     return Report(
-        input=str(input_path),
+        input=str(input_path.resolve()),  # report.html and atlas find it from anywhere
         mode=plan.mode,
         device=str(device),
         frames=clip.n_frames,
@@ -117,6 +118,7 @@ def enhance(input_path: Path, outdir: Path | None, cfg: Config, resume: bool = F
             from vidcam.atlas import export_atlas
 
             export_atlas(outdir, outdir / run_folder.ATLAS_DIR, cfg.device, overwrite=True)  # the run's own folder
+            write_report_html(outdir)  # again, now with the atlases
         mark_complete(outdir)
     return report
 
