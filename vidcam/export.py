@@ -13,6 +13,7 @@ import torch
 from tqdm import tqdm
 
 from vidcam.config import Config
+from vidcam.fidelity import FidelityGuard
 from vidcam.io.atomic import atomic_write_text
 from vidcam.io.images import write_exr, write_png
 from vidcam.io.video import Clip, write_hdr10_video, write_sdr_video
@@ -24,11 +25,13 @@ CRF_SAMPLES = 256
 CHANNEL_COLORS = {"R": (220, 40, 40), "G": (40, 160, 40), "B": (40, 80, 220)}
 
 
-def render_clip(model: VidcamModel, chunk: int, camera: bool = False, desc: str = "render") -> np.ndarray:
-    """[N,H,W,3] float32: sharp irradiance, or with ``camera`` what a blur-free camera records."""
+def render_clip(
+    model: VidcamModel, chunk: int, camera: bool = False, desc: str = "render", guard: FidelityGuard | None = None
+) -> np.ndarray:
+    """[N,H,W,3] float32: sharp irradiance, or with ``camera`` what a blur-free camera records; ``guard`` falls back to the input where the model fails."""
     evaluate = recorded_by_camera(model) if camera else None
     frames = [
-        render_frame(model, t, chunk, evaluate)
+        guard(t, camera) if guard is not None else render_frame(model, t, chunk, evaluate)
         for t in tqdm(range(model.frame.n_frames), desc=desc, file=sys.stderr, leave=False)
     ]
     return np.stack(frames)
@@ -142,11 +145,12 @@ def write_run_outputs(
     rc = cfg.render
     operator = sdr_operator(rc.tonemap, cfg.mode)
     hdr = None
+    guard = FidelityGuard(model, clip.frames, rc) if rc.fidelity == "guard" else None
     with timer.stage("render"):
         if operator == "camera":
-            sdr = to_uint8(render_clip(model, rc.chunk, camera=True))
+            sdr = to_uint8(render_clip(model, rc.chunk, camera=True, guard=guard))
         else:
-            irradiance = render_clip(model, rc.chunk)
+            irradiance = render_clip(model, rc.chunk, guard=guard)
             report["hdr_scale"] = scale = exposure_scale(irradiance, rc.key)
             hdr = irradiance * scale
             sdr = display_clip(hdr, operator)
@@ -162,6 +166,8 @@ def write_run_outputs(
         if rc.compare:
             source = clip.frames if clip.frames.dtype == np.uint8 else to_uint8(clip.frames_float())
             write_sdr_video(outdir / "compare.mp4", side_by_side(source, sdr), clip.fps, rc.crf, audio_from)
+        if guard is not None:
+            guard.write(outdir, clip.fps, rc.crf, report)
     samples = crf_samples(model, z_range)
     save_crf_plot(outdir / "crf.png", samples)
     save_loss_plot(outdir / "loss.png", history)

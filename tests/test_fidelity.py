@@ -1,0 +1,163 @@
+"""The fidelity guard: no frame worse than its input where the scene model fails, the model's gain kept where it holds."""
+
+from __future__ import annotations
+
+import json
+
+import make_synthetic
+import numpy as np
+import pytest
+import torch
+
+from vidcam.config import RenderConfig, load_config
+from vidcam.fidelity import (
+    FidelityGuard,
+    FrameRenders,
+    InverseTone,
+    blur_loss,
+    gaussian_blur,
+    guard_irradiance,
+    model_weight,
+)
+from vidcam.io.video import read_video
+from vidcam.metrics import psnr
+from vidcam.models.model import ClipShape, VidcamModel
+from vidcam.pipeline import enhance
+from vidcam.rendering import recorded_by_camera, render_frame, to_uint8
+from vidcam.training.checkpoint import model_from_checkpoint
+
+TRAINING = {  # as tests/test_deblur.py: enough for the 128x72 clip to gain about 2 dB
+    "flow.backend": "dis",
+    "train.steps": 600,
+    "train.time_budget": None,
+    "train.batch_size": 2048,
+    "train.flow_batch_size": 512,
+    "train.reg_batch_size": 256,
+    "train.log_every": 50,
+    "camera.tone_prefit_steps": 100,
+    "mode": "deblur",
+}
+INTRUDER_FRAME = 4
+MARGIN_DB = 0.3  # the guard's promise: no frame worse than its input by more than this
+
+
+def _with_intruder(clip: dict) -> dict:
+    """A textured square that is in one frame only (recorded and truth alike): no atlas can hold it."""
+    clip = dict(clip, frames=clip["frames"].copy(), sharp=clip["sharp"].copy())
+    yy, xx = np.mgrid[0:24, 0:24]
+    checker = np.where(((yy // 4) + (xx // 4)) % 2 == 0, 235, 20).astype(np.uint8)
+    patch = np.stack([checker, 255 - checker, checker], axis=-1)
+    for key in ("frames", "sharp"):
+        clip[key][INTRUDER_FRAME, 20:44, 50:74] = patch
+    return clip
+
+
+def _scores(outdir, truth: dict):
+    """Per frame PSNR against truth: input, model-only render, guarded render (no codec in between)."""
+    model, cfg, _ = model_from_checkpoint(outdir / "checkpoint.pt")
+    frames = truth["frames"]
+    guard = FidelityGuard(model, frames, cfg.render)
+    rows = []
+    with torch.no_grad():
+        for t in range(len(frames)):
+            model_only = to_uint8(render_frame(model, t, cfg.render.chunk, recorded_by_camera(model)))
+            guarded = to_uint8(guard(t, camera=True))
+            rows.append([psnr(x / 255.0, truth["sharp"][t] / 255.0) for x in (frames[t], model_only, guarded)])
+    return np.array(rows), guard
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    base = make_synthetic.make_blur_clip(seed=5, max_blur_px=6.0, n_frames=8, height=72, width=128)
+    results = {}
+    for name, clip in (("plain", base), ("intruder", _with_intruder(base))):
+        path = tmp_path_factory.mktemp("clips") / f"{name}.mp4"
+        make_synthetic.write_clip(clip, path, video_crf=0)  # truth and input differ by blur and noise only
+        clip = dict(clip, frames=read_video(path).frames)
+        outdir = tmp_path_factory.mktemp("runs") / name
+        enhance(path, outdir, load_config("fast", overrides=TRAINING))
+        results[name] = (outdir, clip)
+    return results
+
+
+def test_unrepresentable_frame_keeps_its_input_quality(runs):
+    outdir, clip = runs["intruder"]
+    scores, guard = _scores(outdir, clip)
+    input_db, model_db, guarded_db = scores.T
+    # the clip really defeats the scene model on that frame ...
+    assert model_db[INTRUDER_FRAME] < input_db[INTRUDER_FRAME] - 1.0
+    # ... and the guard keeps every frame near its input
+    assert np.all(guarded_db >= input_db - MARGIN_DB), np.round(guarded_db - input_db, 2)
+    verdict = guard.verdicts[INTRUDER_FRAME]
+    assert float(verdict.weight[20:44, 50:74].mean()) < 0.5 * float(verdict.weight.mean()) + 0.05
+
+
+def test_representable_clip_still_gains(runs):
+    outdir, clip = runs["plain"]
+    scores, _ = _scores(outdir, clip)
+    input_db, model_db, guarded_db = scores.T
+    assert np.all(guarded_db >= input_db - MARGIN_DB), np.round(guarded_db - input_db, 2)
+    whole = lambda k: -10 * np.log10(np.mean(10 ** (-scores[:, k] / 10)))  # noqa: E731  clip PSNR from per-frame MSEs
+    assert whole(2) > whole(0) + 1.0
+
+
+def test_run_writes_confidence_video_and_report(runs):
+    outdir, clip = runs["intruder"]
+    report = json.loads((outdir / "report.json").read_text())["fidelity"]
+    n = len(clip["frames"])
+    assert len(report["rerender_psnr"]) == len(report["confidence"]) == n
+    assert all(0.0 <= c <= 1.0 for c in report["confidence"])
+    assert set(report["guarded_frames"]) <= set(range(n))
+    confidence = read_video(outdir / "confidence.mp4").frames
+    assert confidence.shape == clip["frames"].shape
+
+
+def _tiny_model(blur: bool = False) -> VidcamModel:
+    cfg = load_config("fast", overrides={"camera.tone_prefit_steps": 200})
+    model = VidcamModel(cfg, ClipShape(2, 16, 24, blur))
+    model.tone.prefit(200)
+    return model.eval()
+
+
+def test_inverse_tone_inverts_the_learned_response():
+    model = _tiny_model()
+    z = torch.linspace(-3, 3, 101)
+    with torch.no_grad():
+        pixels = model.tone.curve(z).numpy()
+    recovered = InverseTone(model)(pixels)
+    assert np.abs(recovered - z.numpy()[:, None]).max() < 0.02
+
+
+def test_hdr_guard_trusts_the_input_where_the_model_fails_and_the_model_where_clipped():
+    model = _tiny_model()
+    h, w = 16, 24
+    truth = torch.full((h, w, 3), 0.2)
+    truth[:, 12:] = 20.0  # clipped in the input
+    truth[4:8, 2:6] = 0.6  # a detail the model misses
+    model_irradiance = truth.clone()
+    model_irradiance[4:8, 2:6] = 0.2
+    model_irradiance[:, 12:] = 10.0  # the model's guess where the input is clipped
+    with torch.no_grad():
+        tone = lambda e: model.tone(e.reshape(-1, 3).log(), torch.zeros(h * w)).reshape(h, w, 3)  # noqa: E731
+        observed, recorded = tone(truth), tone(model_irradiance)
+    observed[:, 12:] = 1.0
+    renders = FrameRenders(model_irradiance, recorded, recorded, observed, 0.0)
+    rc = RenderConfig()
+    verdict = model_weight(observed, renders, rc)
+    out = guard_irradiance(observed, renders, verdict, InverseTone(model), rc)
+    assert torch.allclose(out[5:7, 3:5], torch.tensor(0.6), rtol=0.1)  # the input's irradiance
+    assert torch.allclose(out[:, 14:], torch.tensor(10.0))  # the model's: the input is clipped
+    assert torch.allclose(out[12:, 8:10], torch.tensor(0.2), rtol=0.05)  # both agree
+
+
+def test_sharp_frame_cannot_claim_a_blur_gain():
+    detail = np.array([1.0, 0.4, 1.0, 0.95, 0.2])
+    assert blur_loss(detail, 1).tolist() == pytest.approx([0.0, 0.6, 0.0, 0.05, 0.75])
+
+
+def test_gaussian_blur_keeps_shape_and_constants():
+    image = torch.rand(10, 12, 3)
+    assert gaussian_blur(image, 2.0).shape == image.shape
+    assert torch.allclose(gaussian_blur(torch.full((10, 12, 1), 0.3), 2.0), torch.tensor(0.3))
+    with pytest.raises(ValueError):
+        gaussian_blur(torch.rand(10, 12), 2.0)
