@@ -162,8 +162,8 @@ class RenderConfig:
     # model re-renders the input through its camera (vidcam/fidelity.py); off: the model's render alone
     fidelity: Literal["guard", "off"] = "guard"
     fidelity_noise: float = 0.01  # RMS re-render residual (pixel values) that counts as noise: sensor, 8 bits, codec
-    fidelity_gain: float = 2.0  # the camera-free render's squared error per unit of unexplained re-render residual
-    fidelity_window_px: float = 3.0  # Gaussian sigma of the local error energies
+    fidelity_gain: float = 1.5  # the camera-free render's squared error per unit of unexplained re-render residual
+    fidelity_window_px: float = 6.0  # Gaussian sigma of the local error energies
     fidelity_lowpass_px: float = 5.0  # residual below this scale (Gaussian sigma) is carried onto the sharp render
     fidelity_detail_px: float = 2.0  # high-pass scale (Gaussian sigma) of the detail a blurred frame lacks
     fidelity_neighbours: int = 5  # ... compared with the most detailed frame this many frames either side

@@ -18,8 +18,9 @@ frame, weighted like a Wiener combination of two independent errors:
 
 The weight on the model is ``w = E_in / (E_in + U)``. A frame whose estimated output error is not
 clearly below its input's (``mean(w^2 U + (1-w)^2 E_in)`` above ``frame_keep`` times
-``mean(E_in)``), or whose re-render residual is mostly unexplained, is taken from the input whole:
-the estimates above assume the model roughly right, which such a frame shows it is not.
+``mean(E_in)``: a gain too small to be sure of) is taken from the input whole. The input's blur
+error is also bounded per frame from the input alone (``blur_loss``): a model that wrongly believes
+a sharp frame blurred would otherwise claim a gain there.
 
 Deblur output (pixel values): ``out = w (sharp + lowpass(r)) + (1 - w) input``; the blur keeps the
 low frequencies, so the low-pass residual maps one to one onto the sharp render.
@@ -45,6 +46,7 @@ from vidcam.config import RenderConfig
 from vidcam.models.model import LOG_FLOOR, VidcamModel
 from vidcam.rendering import render_frame
 
+POOR_CONFIDENCE = 0.5  # a frame whose mean weight on the model is below this is reported as poorly explained
 INVERSE_TONE_SAMPLES = 4096  # grid of the tabulated inverse response
 INVERSE_TONE_Z = (-12.0, 12.0)  # log exposure range it covers
 
@@ -299,10 +301,22 @@ class FidelityGuard:
         grey = np.stack(self.confidence)[..., None].repeat(3, axis=-1)
         write_sdr_video(outdir / "confidence.mp4", grey, fps, crf)
         report["fidelity"] = summary = self.summary()
-        if summary["guarded_frames"]:
-            frames = ", ".join(str(t) for t in summary["guarded_frames"])
+        poor = [t for t, c in enumerate(summary["confidence"]) if c < POOR_CONFIDENCE or t in summary["guarded_frames"]]
+        if poor:
             print(
-                f"vidcam: the model explains the clip poorly (re-render PSNR {min(summary['rerender_psnr']):.1f} dB at worst);"
-                f" frames {frames} are kept as recorded",
+                f"vidcam: the scene model explains frames {frame_ranges(poor)} poorly (re-render PSNR"
+                f" {min(summary['rerender_psnr'][t] for t in poor):.1f} dB at worst); the output keeps the input"
+                f" there (whole frames: {frame_ranges(summary['guarded_frames']) or 'none'}; see confidence.mp4)",
                 file=sys.stderr,
             )
+
+
+def frame_ranges(frames: list[int]) -> str:
+    """``[0, 1, 2, 5]`` -> ``"0-2, 5"``."""
+    runs: list[list[int]] = []
+    for t in sorted(frames):
+        if runs and t == runs[-1][1] + 1:
+            runs[-1][1] = t
+        else:
+            runs.append([t, t])
+    return ", ".join(f"{a}-{b}" if b > a else str(a) for a, b in runs)
