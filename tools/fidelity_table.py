@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -47,9 +48,14 @@ def main(argv: list[str] | None = None) -> int:
     truth = np.load(args.truth)["sharp"][: clip.n_frames]
     guard = FidelityGuard(model, clip.frames, cfg.render)
     rows, images = [], []
+    seconds = [0.0, 0.0]
     for t in range(clip.n_frames):
+        start = time.perf_counter()
         model_only = to_uint8(render_frame(model, t, cfg.render.chunk, recorded_by_camera(model)))
+        seconds[0] += time.perf_counter() - start
+        start = time.perf_counter()
         guarded = to_uint8(guard(t, camera=True))
+        seconds[1] += time.perf_counter() - start
         scores = [psnr(x.astype(np.float32) / 255, truth[t].astype(np.float32) / 255) for x in (clip.frames[t], model_only, guarded)]
         rows.append(scores)
         images.append((clip.frames[t], model_only, guarded, truth[t]))
@@ -63,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"clip   {mean[0]:5.2f}  {mean[1]:5.2f}  {mean[2]:7.2f}  {mean[2] - mean[0]:+13.2f}   (PSNR over all frames)")
     print(f"worst guarded-input {np.min(arr[:, 2] - arr[:, 0]):+.2f} dB at frame {int(np.argmin(arr[:, 2] - arr[:, 0]))};"
           f" best {np.max(arr[:, 2] - arr[:, 0]):+.2f} dB")
+    print(f"render seconds: model-only {seconds[0]:.1f}, guarded {seconds[1]:.1f}")
     if args.picture:
         worst = int(np.argmin(arr[:, 2] - arr[:, 0]))
         write_png(args.picture, np.concatenate(images[worst], axis=1))

@@ -120,10 +120,11 @@ def _psf_blur(model: VidcamModel, t: int, images: list[Tensor], chunk: int) -> l
         xy = xy_all[start : start + chunk]
         t_index = torch.full((xy.shape[0],), t, device=device, dtype=torch.long)
         xyt = torch.cat([xy, frame.time(t_index)[:, None]], dim=1)
-        at = xy[:, None] / frame.pixel_size + centre + model.blur.offsets_px(xyt).float()  # [B, K, 2] px
+        offsets, weights = model.blur(xyt)  # [B, K, 2] model units, [B, K]
+        at = (xy[:, None] + offsets.float()) / frame.pixel_size + centre  # px
         grid = torch.stack([at[..., 0] / frame.width * 2 - 1, at[..., 1] / frame.height * 2 - 1], dim=-1)
         sampled = F.grid_sample(stacked, grid[None], mode="bilinear", padding_mode="border", align_corners=False)
-        weights = model.blur(xyt)[1].float()  # [B, K]
+        weights = weights.float()
         out.append((sampled[0].permute(1, 2, 0) * weights[..., None]).sum(1).cpu())  # [B, C]
     blurred = torch.cat(out).reshape(frame.height, frame.width, -1)
     return list(torch.split(blurred, [im.shape[-1] for im in images], dim=-1))
@@ -257,8 +258,8 @@ class FidelityGuard:
     model: VidcamModel
     frames: np.ndarray  # the input clip [N, H, W, 3], uint8 or uint16
     rc: RenderConfig
-    confidence: list[np.ndarray] = field(default_factory=list)  # per frame [H, W] uint8
-    verdicts: dict[int, FrameVerdict] = field(default_factory=dict)
+    confidence: list[np.ndarray] = field(default_factory=list)  # per frame [H, W] uint8, 255 = model trusted
+    frame_stats: dict[int, dict[str, Any]] = field(default_factory=dict)  # per frame: what ``summary`` reports
     _inverse: InverseTone | None = None
     _blur_loss: np.ndarray | None = None
 
@@ -275,7 +276,12 @@ class FidelityGuard:
             self._blur_loss = blur_loss(detail, self.rc.fidelity_neighbours)
         input_blur = float(self._blur_loss[t]) if self._blur_loss is not None else None
         verdict = model_weight(observed, renders, self.rc, input_blur)
-        self.verdicts[t] = verdict
+        self.frame_stats[t] = {
+            "rerender_psnr": round(verdict.rerender_psnr, 2),
+            "confidence": round(float(verdict.weight.mean()), 3),
+            "expected_gain_db": round(verdict.expected_gain_db, 2),
+            "guarded": verdict.guarded,
+        }
         self.confidence.append((verdict.weight.clamp(0, 1) * 255).round().to(torch.uint8).numpy())
         if camera:
             return guard_pixels(observed, renders, verdict, self.rc).numpy()
@@ -284,13 +290,10 @@ class FidelityGuard:
         return guard_irradiance(observed, renders, verdict, self._inverse, self.rc).numpy()
 
     def summary(self) -> dict[str, Any]:
-        order = sorted(self.verdicts)
-        return {
-            "rerender_psnr": [round(self.verdicts[t].rerender_psnr, 2) for t in order],
-            "confidence": [round(float(self.verdicts[t].weight.mean()), 3) for t in order],
-            "expected_gain_db": [round(self.verdicts[t].expected_gain_db, 2) for t in order],
-            "guarded_frames": [t for t in order if self.verdicts[t].guarded],
-        }
+        order = sorted(self.frame_stats)
+        summary: dict[str, Any] = {k: [self.frame_stats[t][k] for t in order] for k in ("rerender_psnr", "confidence", "expected_gain_db")}
+        summary["guarded_frames"] = [t for t in order if self.frame_stats[t]["guarded"]]
+        return summary
 
     def write(self, outdir: Path, fps: Fraction, crf: int, report: dict[str, Any]) -> None:
         """``confidence.mp4`` (white = model trusted, black = input kept), ``report["fidelity"]`` and a warning line."""
