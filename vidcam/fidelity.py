@@ -307,9 +307,9 @@ class FidelityGuard:
         poor = [t for t, c in enumerate(summary["confidence"]) if c < POOR_CONFIDENCE or t in summary["guarded_frames"]]
         if poor:
             print(
-                f"vidcam: the scene model explains frames {frame_ranges(poor)} poorly (re-render PSNR"
-                f" {min(summary['rerender_psnr'][t] for t in poor):.1f} dB at worst); the output keeps the input"
-                f" there (whole frames: {frame_ranges(summary['guarded_frames']) or 'none'}; see confidence.mp4)",
+                f"vidcam: the output keeps the input on most of frames {frame_ranges(poor)}, which the scene model"
+                f" does not explain (re-render PSNR {min(summary['rerender_psnr'][t] for t in poor):.1f} dB at worst;"
+                f" whole frames kept: {frame_ranges(summary['guarded_frames']) or 'none'}; confidence.mp4 shows where)",
                 file=sys.stderr,
             )
 
