@@ -24,6 +24,7 @@ from vidcam.testing import synthetic as ms
 
 N, H, W = 6, 36, 64
 ATLAS_RUN = {
+    "render.fidelity": "off",  # edits re-render the model alone; so must enhanced.mp4 for them to compare
     "train.steps": 300,
     "train.batch_size": 1024,
     "train.reg_batch_size": 512,

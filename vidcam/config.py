@@ -201,6 +201,18 @@ class RenderConfig:
     export_atlas: bool = False  # run `vidcam atlas` after the fit
     report_frames: int = 4  # report.html: frames compared input | output (deblur: blurriest and sharpest first)
     report_max_side: int = 960  # report.html: longest side of the compared frames on the page
+    # guard: blend each pixel between the model's camera-free render and the input by how well the
+    # model re-renders the input through its camera (vidcam/fidelity.py); off: the model's render alone
+    fidelity: Literal["guard", "off"] = "guard"
+    fidelity_noise: float = 0.01  # RMS re-render residual (pixel values) that counts as noise: sensor, 8 bits, codec
+    fidelity_gain: float = 1.5  # the camera-free render's squared error per unit of unexplained re-render residual
+    fidelity_window_px: float = 6.0  # Gaussian sigma of the local error energies
+    fidelity_lowpass_px: float = 5.0  # residual below this scale (Gaussian sigma) is carried onto the sharp render
+    fidelity_detail_px: float = 2.0  # high-pass scale (Gaussian sigma) of the detail a blurred frame lacks
+    fidelity_neighbours: int = 5  # ... compared with the most detailed frame this many frames either side
+    fidelity_frame_keep: float = 0.8  # keep the input frame whole unless its estimated error falls below this fraction
+    fidelity_black: float = 0.03  # HDR: pixel values below this carry no irradiance (model only) ...
+    fidelity_clip: float = 0.97  # ... nor above this (clipped)
 
 
 @dataclass

@@ -9,18 +9,28 @@ import torch
 
 from vidcam import run as run_folder
 from vidcam.config import Config
+from vidcam.fidelity import FidelityGuard
 from vidcam.io.images import write_exr, write_png
 from vidcam.io.video import Clip
 from vidcam.io.encode import write_hdr10_video, write_sdr_video
 from vidcam.models.model import VidcamModel
 from vidcam.plan import RunPlan
 from vidcam.plots import image_grid, line_plot
+from vidcam.progress import progress
 from vidcam.rendering import display_clip, exposure_scale, render_clip, through_camera, to_uint8
 from vidcam.report_html import write_report_html
 from vidcam.run import Report, StageTimer
 
 CRF_SAMPLES = 256
 CHANNEL_COLORS = {"R": (220, 40, 40), "G": (40, 160, 40), "B": (40, 80, 220)}
+
+
+def render_output(model: VidcamModel, chunk: int, camera: bool, guard: FidelityGuard | None) -> np.ndarray:
+    """[N,H,W,3] float32: the sharp scene irradiance, or with ``camera`` what a blur-free camera
+    records; ``guard`` keeps the input wherever the model does not explain it."""
+    if guard is None:
+        return render_clip(model, chunk, through_camera(model) if camera else None)
+    return np.stack([guard(t, camera) for t in progress(range(model.frame.n_frames), "render", unit="frame", leave=False)])
 
 
 def write_exr_sequence(folder: Path, frames: np.ndarray) -> None:
@@ -116,11 +126,12 @@ def write_run_outputs(
     """Render without the camera's flaws and write the mode's videos, pictures and report."""
     rc = cfg.render
     hdr = None
+    guard = FidelityGuard(model, clip.frames, rc) if rc.fidelity == "guard" else None
     with timer.stage("render"):
         if plan.operator == "camera":
-            sdr = to_uint8(render_clip(model, rc.chunk, through_camera(model)))
+            sdr = to_uint8(render_output(model, rc.chunk, True, guard))
         else:
-            irradiance = render_clip(model, rc.chunk)
+            irradiance = render_output(model, rc.chunk, False, guard)
             report.hdr_scale = scale = exposure_scale(irradiance, rc.key)
             hdr = irradiance * scale
             sdr = display_clip(hdr, plan.operator)
@@ -136,6 +147,8 @@ def write_run_outputs(
         if rc.compare:
             source = clip.frames if clip.frames.dtype == np.uint8 else to_uint8(clip.frames_float())
             write_sdr_video(outdir / run_folder.COMPARE_VIDEO, side_by_side(source, sdr), clip.fps, rc.crf, audio_from)
+        if guard is not None:
+            report.fidelity = guard.write(outdir / run_folder.CONFIDENCE_VIDEO, clip.fps, rc.crf)
     samples = crf_samples(model, z_range)
     save_crf_plot(outdir / run_folder.CRF_PLOT, samples)
     save_loss_plot(outdir / run_folder.LOSS_PLOT, history)

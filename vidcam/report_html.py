@@ -32,7 +32,6 @@ from vidcam.io.video import read_frames, read_video
 from vidcam.run import Report, read_report
 
 REPORT_HTML = "report.html"
-CONFIDENCE_VIDEO = "confidence.mp4"  # written by runs that measure their fidelity
 CONTACT_SHEET = "contact_sheet.png"
 JPEG_QUALITY = 90
 SHARPNESS_SIDE = 480  # deblur runs rank every input frame's sharpness on frames this small
@@ -87,8 +86,7 @@ def write_report_html(run_folder_path: Path) -> Path:
     report = read_report(folder)
     if report is None:
         raise VidcamError(f"{folder} holds no finished vidcam run (no {run_folder.REPORT_NAME})")
-    raw = json.loads((folder / run_folder.REPORT_NAME).read_text())  # fields other versions add (fidelity)
-    page = _page(folder, report, raw)
+    page = _page(folder, report)
     target = folder / REPORT_HTML
     atomic_write_text(target, page)
     return target
@@ -97,7 +95,7 @@ def write_report_html(run_folder_path: Path) -> Path:
 # ----------------------------------------------------------------------------- the page
 
 
-def _page(folder: Path, report: Report, raw: dict[str, Any]) -> str:
+def _page(folder: Path, report: Report) -> str:
     name = Path(report.input).name
     width, height = (report.size + [0, 0])[:2]
     summary = (
@@ -111,7 +109,7 @@ def _page(folder: Path, report: Report, raw: dict[str, Any]) -> str:
         _camera_section(folder, report),
         _training_section(folder, report),
         _atlas_section(folder),
-        _fidelity_section(folder, raw.get("fidelity")),
+        _fidelity_section(folder, report.fidelity),
         _timings_section(report),
         _plan_section(report),
         _settings_section(folder, report),
@@ -351,8 +349,8 @@ def _fidelity_section(folder: Path, fidelity: Any) -> str:
     """The run's fidelity/confidence measurements when it has them: confidence.mp4 and
     ``report.json``'s ``fidelity`` (per-frame series drawn as a table, the rest listed)."""
     parts = []
-    if (folder / CONFIDENCE_VIDEO).is_file():
-        parts.append(_video(CONFIDENCE_VIDEO, "fidelity / confidence map"))
+    if (folder / run_folder.CONFIDENCE_VIDEO).is_file():
+        parts.append(_video(run_folder.CONFIDENCE_VIDEO, "fidelity / confidence map"))
     if isinstance(fidelity, dict) and fidelity:
         scalars = [(str(key), _number_text(value)) for key, value in fidelity.items() if _is_number(value)]
         series = {str(key): value for key, value in fidelity.items() if _is_series(value)}
@@ -371,7 +369,7 @@ def _fidelity_section(folder: Path, fidelity: Any) -> str:
             parts.append(f"<details open><summary>per frame</summary><table>{header}{body}</table></details>")
         if other:
             parts.append(f"<pre>{_e(json.dumps(other, indent=2, default=str))}</pre>")
-    elif fidelity is not None:
+    elif fidelity:
         parts.append(f"<pre>{_e(json.dumps(fidelity, indent=2, default=str))}</pre>")
     return f"<h2>Fidelity</h2><div class=\"frames\">{''.join(parts)}</div>" if parts else ""
 

@@ -40,6 +40,7 @@ ATLAS_DIR = "atlas"  # vidcam atlas
 SDR_VIDEO = "enhanced.mp4"
 HDR10_VIDEO = "enhanced_hdr10.mp4"
 COMPARE_VIDEO = "compare.mp4"
+CONFIDENCE_VIDEO = "confidence.mp4"  # where the output trusts the model (white) or keeps the input (black)
 CRF_PLOT = "crf.png"
 LOSS_PLOT = "loss.png"
 PSF_PLOT = "psf.png"
@@ -135,6 +136,7 @@ class Report:
     timings: dict[str, float] = field(default_factory=dict)  # wall seconds per stage
     crf: dict[str, list[float]] = field(default_factory=dict)  # learned response samples
     config: dict[str, Any] = field(default_factory=dict)  # the run's settings
+    fidelity: dict[str, Any] = field(default_factory=dict)  # per frame: re-render PSNR, confidence, frames kept from the input
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -1,0 +1,188 @@
+"""The fidelity guard: no frame worse than its input where the scene model fails, the model's gain kept where it holds."""
+
+from __future__ import annotations
+
+import json
+
+from vidcam.testing import synthetic as make_synthetic
+import numpy as np
+import pytest
+import torch
+
+from vidcam.config import RenderConfig, load_config
+from vidcam.fidelity import (
+    FidelityGuard,
+    FrameRenders,
+    InverseTone,
+    blur_loss,
+    gaussian_blur,
+    guard_irradiance,
+    model_weight,
+)
+from vidcam.io.video import read_video
+from vidcam.metrics import psnr
+from vidcam.models.model import ClipShape, VidcamModel
+from vidcam.pipeline import enhance
+from vidcam.rendering import through_camera, render_frame, to_uint8
+from vidcam.training.checkpoint import model_from_checkpoint
+
+TRAINING = {"train.steps": 600, "train.log_every": 50, "mode": "deblur"}  # as tests/test_deblur.py: the 128x72 clip gains about 2 dB
+INTRUDER_SIDE = 32
+MARGIN_DB = 0.3  # the guard's promise: no frame worse than its input by more than this
+
+
+def _intruder_frame(clip: dict) -> int:
+    """The sharpest frame: there the input is nearly the truth, so losing the intruder costs the model most."""
+    return int(np.argmin(clip["blur_px"]))
+
+
+def _with_intruder(clip: dict) -> dict:
+    """A textured square that is in one frame only (recorded and truth alike): no atlas can hold it."""
+    clip = dict(clip, frames=clip["frames"].copy(), sharp=clip["sharp"].copy())
+    yy, xx = np.mgrid[0:INTRUDER_SIDE, 0:INTRUDER_SIDE]
+    checker = np.where(((yy // 4) + (xx // 4)) % 2 == 0, 235, 20).astype(np.uint8)
+    patch = np.stack([checker, 255 - checker, checker], axis=-1)
+    for key in ("frames", "sharp"):
+        clip[key][_intruder_frame(clip), 20 : 20 + INTRUDER_SIDE, 50 : 50 + INTRUDER_SIDE] = patch
+    return clip
+
+
+def _scores(outdir, truth: dict):
+    """Per frame PSNR against truth: input, model-only render, guarded render (no codec in between)."""
+    model, cfg, _ = model_from_checkpoint(outdir / "checkpoint.pt")
+    frames = truth["frames"]
+    guard = FidelityGuard(model, frames, cfg.render)
+    rows = []
+    with torch.no_grad():
+        for t in range(len(frames)):
+            model_only = to_uint8(render_frame(model, t, cfg.render.chunk, through_camera(model)))
+            guarded = to_uint8(guard(t, camera=True))
+            rows.append([psnr(x / 255.0, truth["sharp"][t] / 255.0) for x in (frames[t], model_only, guarded)])
+    print("\nframe input model guarded confidence:")
+    for t, row in enumerate(rows):
+        print(t, *(f"{v:.2f}" for v in row), guard.frame_stats[t]["confidence"])
+    return np.array(rows), guard
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory, tiny_config):
+    base = make_synthetic.make_blur_clip(seed=5, max_blur_px=6.0, n_frames=8, height=72, width=128)
+    results = {}
+    for name, clip in (("plain", base), ("intruder", _with_intruder(base))):
+        path = tmp_path_factory.mktemp("clips") / f"{name}.mp4"
+        make_synthetic.write_clip(clip, path, video_crf=0)  # truth and input differ by blur and noise only
+        clip = dict(clip, frames=read_video(path).frames)
+        outdir = tmp_path_factory.mktemp("runs") / name
+        enhance(path, outdir, tiny_config(TRAINING))
+        results[name] = (outdir, clip)
+    return results
+
+
+def test_unrepresentable_frame_keeps_its_input_quality(runs):
+    outdir, clip = runs["intruder"]
+    scores, guard = _scores(outdir, clip)
+    input_db, model_db, guarded_db = scores.T
+    t = _intruder_frame(clip)
+    # the guard keeps every frame near its input ...
+    assert np.all(guarded_db >= input_db - MARGIN_DB), np.round(guarded_db - input_db, 2)
+    # ... where the clip really defeats the scene model on one frame
+    assert model_db[t] < input_db[t] - 1.0
+    confidence = guard.confidence[t] / 255.0
+    intruder = confidence[20 : 20 + INTRUDER_SIDE, 50 : 50 + INTRUDER_SIDE]
+    assert intruder.mean() < 0.5 * confidence.mean() + 0.05
+
+
+def test_representable_clip_still_gains(runs):
+    outdir, clip = runs["plain"]
+    scores, _ = _scores(outdir, clip)
+    input_db, model_db, guarded_db = scores.T
+    assert np.all(guarded_db >= input_db - MARGIN_DB), np.round(guarded_db - input_db, 2)
+    whole = lambda k: -10 * np.log10(np.mean(10 ** (-scores[:, k] / 10)))  # noqa: E731  clip PSNR from per-frame MSEs
+    assert whole(2) > whole(0) + 1.0
+
+
+def test_run_writes_confidence_video_and_report(runs):
+    outdir, clip = runs["intruder"]
+    report = json.loads((outdir / "report.json").read_text())["fidelity"]
+    n = len(clip["frames"])
+    assert len(report["rerender_psnr"]) == len(report["confidence"]) == n
+    assert all(0.0 <= c <= 1.0 for c in report["confidence"])
+    assert set(report["guarded_frames"]) <= set(range(n))
+    confidence = read_video(outdir / "confidence.mp4").frames
+    assert confidence.shape == clip["frames"].shape
+
+
+def _tiny_model(blur: bool = False) -> VidcamModel:
+    cfg = load_config("fast", overrides={"camera.tone_prefit_steps": 200})
+    model = VidcamModel(cfg, ClipShape(2, 16, 24, blur))
+    model.tone.prefit(200)
+    return model.eval()
+
+
+def test_inverse_tone_inverts_the_learned_response():
+    model = _tiny_model()
+    z = torch.linspace(-3, 3, 101)
+    with torch.no_grad():
+        pixels = model.tone.curve(z).numpy()
+    recovered = InverseTone(model)(pixels)
+    assert np.abs(recovered - z.numpy()[:, None]).max() < 0.02
+
+
+def test_hdr_guard_trusts_the_input_where_the_model_fails_and_the_model_where_clipped():
+    model = _tiny_model()
+    h, w = 16, 24
+    truth = torch.full((h, w, 3), 0.2)
+    truth[:, 12:] = 20.0  # clipped in the input
+    truth[4:8, 2:6] = 0.6  # a detail the model misses
+    model_irradiance = truth.clone()
+    model_irradiance[4:8, 2:6] = 0.2
+    model_irradiance[:, 12:] = 10.0  # the model's guess where the input is clipped
+    with torch.no_grad():
+        tone = lambda e: model.tone(e.reshape(-1, 3).log(), torch.zeros(h * w)).reshape(h, w, 3)  # noqa: E731
+        observed, recorded = tone(truth), tone(model_irradiance)
+    observed[:, 12:] = 1.0
+    renders = FrameRenders(model_irradiance, recorded, recorded, observed, 0.0)
+    rc = RenderConfig()
+    verdict = model_weight(observed, renders, rc)
+    out = guard_irradiance(observed, renders, verdict, InverseTone(model), rc)
+    assert torch.allclose(out[5:7, 3:5], torch.tensor(0.6), rtol=0.1)  # the input's irradiance
+    assert torch.allclose(out[:, 14:], torch.tensor(10.0))  # the model's: the input is clipped
+    assert torch.allclose(out[12:, 8:10], torch.tensor(0.2), rtol=0.05)  # both agree
+
+
+def test_sharp_frame_cannot_claim_a_blur_gain():
+    detail = np.array([1.0, 0.4, 1.0, 0.95, 0.2])
+    assert blur_loss(detail, 1).tolist() == pytest.approx([0.0, 0.6, 0.0, 0.05, 0.75])
+
+
+def test_gaussian_blur_keeps_shape_and_constants():
+    image = torch.rand(10, 12, 3)
+    assert gaussian_blur(image, 2.0).shape == image.shape
+    assert torch.allclose(gaussian_blur(torch.full((10, 12, 1), 0.3), 2.0), torch.tensor(0.3))
+    with pytest.raises(ValueError):
+        gaussian_blur(torch.rand(10, 12), 2.0)
+
+
+def test_frame_ranges():
+    from vidcam.fidelity import frame_ranges
+
+    assert frame_ranges([5, 0, 1, 2, 7, 8]) == "0-2, 5, 7-8"
+    assert frame_ranges([]) == ""
+
+
+def test_blurred_render_matches_the_models_own_forward_pass():
+    """The PSF applied to the sharp render's image agrees with the model's re-render (scene sampled per PSF sample)."""
+    from vidcam.fidelity import render_through_camera
+
+    torch.manual_seed(0)
+    model = _tiny_model(blur=True)
+    with torch.no_grad():
+        model.blur.frame_coefficients.mul_(3.0)  # a kernel a few pixels long, not a delta
+        for p in model.scene.parameters():  # some texture: the untrained scene is flat
+            p.add_(0.1 * torch.randn_like(p))
+        renders = render_through_camera(model, 1, 4096, torch.rand(16, 24, 3))
+        xy = model.frame.pixel_centres()
+        direct = model(xy, torch.ones(len(xy), dtype=torch.long))["rgb"].reshape(16, 24, 3)
+    inner = (slice(4, -4), slice(4, -4))  # the border is clamped in the image, free in the scene
+    assert (renders.recorded[inner] - direct[inner]).abs().max() < 0.01
+    assert (renders.recorded - renders.sharp).abs().max() > 1e-4  # the kernel did blur

@@ -1,0 +1,325 @@
+"""The fidelity guard: the output is never worse than the input where the scene model fails.
+
+The fitted model knows how well it explains each recorded pixel: rendered *through* its learned
+camera (blur, tone response, exposure) it should reproduce the input up to noise. Where it does,
+its camera-free render is trusted; where it does not (a moving person the atlases cannot hold, an
+object seen in one frame), the input is. Per pixel the output blends two estimates of the true
+frame, weighted like a Wiener combination of two independent errors:
+
+* the input, whose expected squared error is ``E_in = blur + noise``: ``blur`` is how much the
+  learned PSF changes the content here (the input re-blurred by the PSF against the input,
+  model-independent, and the model's own sharp-minus-blurred render, whichever is smaller),
+  ``noise`` the residual level that counts as noise (0 for the input's error once clipped or black
+  pixels are handled separately);
+* the model's render, whose expected squared error is ``U = gain * max(R - noise, 0)``: ``R`` is the
+  local energy of the re-render residual ``input - recorded`` (what the model did not explain, in
+  pixel values), ``gain`` the ratio of the camera-free render's error to that residual (blur hides
+  part of a sharp error from the residual, so ``gain >= 1``).
+
+The weight on the model is ``w = E_in / (E_in + U)``. A frame whose estimated output error is not
+clearly below its input's (``mean(w^2 U + (1-w)^2 E_in)`` above ``frame_keep`` times
+``mean(E_in)``: a gain too small to be sure of) is taken from the input whole. The input's blur
+error is also bounded per frame from the input alone (``blur_loss``): a model that wrongly believes
+a sharp frame blurred would otherwise claim a gain there.
+
+Deblur output (pixel values): ``out = w (sharp + lowpass(r)) + (1 - w) input``; the blur keeps the
+low frequencies, so the low-pass residual maps one to one onto the sharp render.
+HDR / irradiance output: the input gives irradiance ``T^-1(input) / exposure`` where it is well
+exposed; where it is black or clipped the model is the only source (``w = 1``).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from vidcam.config import RenderConfig
+from vidcam.io.encode import write_sdr_video
+from vidcam.log import log
+from vidcam.models.model import LOG_FLOOR, VidcamModel
+from vidcam.rendering import render_frame
+
+POOR_CONFIDENCE = 0.5  # a frame whose mean weight on the model is below this is reported as poorly explained
+INVERSE_TONE_SAMPLES = 4096  # grid of the tabulated inverse response
+INVERSE_TONE_Z = (-12.0, 12.0)  # log exposure range it covers
+
+
+def _check_image(name: str, x: Tensor, channels: int | None = 3) -> None:
+    if x.dim() != 3 or (channels is not None and x.shape[-1] != channels):
+        raise ValueError(f"{name} must be [H, W, {channels or 'C'}], got {tuple(x.shape)}")
+
+
+def gaussian_blur(image: Tensor, sigma_px: float) -> Tensor:
+    """Separable Gaussian blur of ``[H, W, C]`` (reflected borders); ``sigma_px <= 0`` returns it unchanged."""
+    _check_image("image", image, None)
+    if sigma_px <= 0:
+        return image
+    radius = max(1, int(math.ceil(3 * sigma_px)))
+    radius = min(radius, image.shape[0] - 1, image.shape[1] - 1)
+    taps = torch.arange(-radius, radius + 1, dtype=torch.float32, device=image.device)
+    kernel = torch.exp(-0.5 * (taps / sigma_px) ** 2)
+    kernel = kernel / kernel.sum()
+    x = image.permute(2, 0, 1)[:, None].float()  # [C, 1, H, W]
+    x = F.conv2d(F.pad(x, (radius, radius, 0, 0), mode="reflect"), kernel.view(1, 1, 1, -1))
+    x = F.conv2d(F.pad(x, (0, 0, radius, radius), mode="reflect"), kernel.view(1, 1, -1, 1))
+    return x[:, 0].permute(1, 2, 0)
+
+
+class InverseTone:
+    """The learned response ``T_c(z)`` inverted per channel by tabulation: pixel value -> log exposure ``z``.
+
+    ``T_c`` is monotone (a training loss keeps it so); the table is made monotone with a running
+    maximum so that small dips cannot make the inverse multi-valued.
+    """
+
+    def __init__(self, model: VidcamModel, samples: int = INVERSE_TONE_SAMPLES, z_range: tuple[float, float] = INVERSE_TONE_Z):
+        device = next(model.parameters()).device
+        with torch.no_grad():
+            z = torch.linspace(*z_range, samples, device=device)
+            curve = model.tone.curve(z).float()  # [M, 3]
+        self.z = z.cpu().numpy().astype(np.float64)
+        self.values = np.maximum.accumulate(curve.cpu().numpy().astype(np.float64), axis=0)
+
+    def __call__(self, pixels: np.ndarray) -> np.ndarray:
+        """Log exposure ``z`` ``[..., 3]`` for pixel values ``[..., 3]`` in [0, 1] (clamped to the table's ends)."""
+        if pixels.shape[-1] != 3:
+            raise ValueError(f"pixels must end in 3 channels, got {pixels.shape}")
+        out = np.empty(pixels.shape, np.float32)
+        for c in range(3):
+            out[..., c] = np.interp(pixels[..., c], self.values[:, c], self.z)
+        return out
+
+
+@dataclass
+class FrameRenders:
+    """What the model says about one frame, ``[H, W, 3]`` each, on the CPU."""
+
+    sharp_irradiance: Tensor  # camera-free scene irradiance
+    sharp: Tensor  # that irradiance through the tone response at the frame's exposure, no blur
+    recorded: Tensor  # the model's re-render of the input: blur + response + exposure
+    input_reblurred: Tensor  # the input blurred once more by the learned PSF (the input itself without blur)
+    log_exposure: float
+
+
+def _psf_blur(model: VidcamModel, t: int, images: list[Tensor], chunk: int) -> list[Tensor]:
+    """Blur each ``[H, W, C]`` image of frame ``t`` by the learned PSF: ``sum_k w_k image(p + offset_k)`` (bilinear)."""
+    frame = model.frame
+    device = next(model.parameters()).device
+    stacked = torch.cat(images, dim=-1).permute(2, 0, 1)[None].float().to(device)  # [1, C, H, W]
+    xy_all = frame.pixel_centres(device)
+    centre = xy_all.new_tensor([frame.width / 2, frame.height / 2])
+    out = []
+    for start in range(0, xy_all.shape[0], chunk):
+        xy = xy_all[start : start + chunk]
+        t_index = torch.full((xy.shape[0],), t, device=device, dtype=torch.long)
+        xyt = torch.cat([xy, frame.time(t_index)[:, None]], dim=1)
+        offsets, weights = model.blur(xyt)  # [B, K, 2] model units, [B, K]
+        at = (xy[:, None] + offsets.float()) / frame.pixel_size + centre  # px
+        grid = torch.stack([at[..., 0] / frame.width * 2 - 1, at[..., 1] / frame.height * 2 - 1], dim=-1)
+        sampled = F.grid_sample(stacked, grid[None], mode="bilinear", padding_mode="border", align_corners=False)
+        weights = weights.float()
+        out.append((sampled[0].permute(1, 2, 0) * weights[..., None]).sum(1).cpu())  # [B, C]
+    blurred = torch.cat(out).reshape(frame.height, frame.width, -1)
+    return list(torch.split(blurred, [im.shape[-1] for im in images], dim=-1))
+
+
+@torch.no_grad()
+def render_through_camera(model: VidcamModel, t: int, chunk: int, input_frame: Tensor) -> FrameRenders:
+    """Render frame ``t`` with and without the camera, and re-blur ``input_frame`` ``[H, W, 3]`` by its PSF.
+
+    The recorded (blurred) render applies the learned PSF to the sharp render's image rather than
+    evaluating the scene at every PSF sample: the same up to bilinear interpolation and the frame's
+    border, at the cost of one sharp render instead of ``K``.
+    """
+    _check_image("input_frame", input_frame)
+    frame = model.frame
+    if tuple(input_frame.shape[:2]) != (frame.height, frame.width):
+        raise ValueError(f"input frame is {tuple(input_frame.shape[:2])}, the model {frame.height}x{frame.width}")
+    device = next(model.parameters()).device
+    sharp_irradiance = torch.from_numpy(render_frame(model, t, chunk))
+    log_exposure = float(model.exposures(torch.tensor([t], device=device)))
+
+    def through_tone(irradiance: Tensor) -> Tensor:
+        log_irradiance = irradiance.reshape(-1, 3).clamp_min(LOG_FLOOR).log().to(device)
+        exposure = torch.full((log_irradiance.shape[0],), log_exposure, device=device)
+        return model.tone(log_irradiance, exposure).float().cpu().reshape(irradiance.shape)
+
+    input_frame = input_frame.float()
+    if model.blur is None:
+        recorded_irradiance, input_reblurred = sharp_irradiance, input_frame
+    else:
+        recorded_irradiance, input_reblurred = _psf_blur(model, t, [sharp_irradiance, input_frame], chunk)
+    return FrameRenders(
+        sharp_irradiance=sharp_irradiance,
+        sharp=through_tone(sharp_irradiance),
+        recorded=through_tone(recorded_irradiance),
+        input_reblurred=input_reblurred,
+        log_exposure=log_exposure,
+    )
+
+
+@dataclass
+class FrameVerdict:
+    """The guard's decision for one frame."""
+
+    weight: Tensor  # [H, W] weight on the model's render (the confidence), 1 = model, 0 = input
+    rerender_psnr: float  # the model's re-render of the input against the input, dB
+    expected_gain_db: float  # estimated output-over-input PSNR gain (0 when guarded)
+    guarded: bool  # the whole frame was taken from the input
+
+
+def detail_energy(frame: np.ndarray, sigma_px: float) -> float:
+    """Mean squared high-pass (frame minus its Gaussian blur) of a frame ``[H, W, 3]`` in [0, 1]: the detail blur removes."""
+    image = torch.from_numpy(np.ascontiguousarray(frame, dtype=np.float32))
+    return float((image - gaussian_blur(image, sigma_px)).square().mean())
+
+
+def blur_loss(detail: np.ndarray, neighbours: int) -> np.ndarray:
+    """Per frame ``[N]``: detail energy missing against the most detailed frame within ``neighbours`` either side.
+
+    Nearby frames see much the same scene; the detail a frame lacks against the sharpest of them is
+    what its blur took away, which bounds the input's blur error from the input alone, so a scene
+    model that wrongly believes a sharp frame blurred cannot claim a gain there.
+    """
+    n = len(detail)
+    best = np.array([detail[max(0, t - neighbours) : t + neighbours + 1].max() for t in range(n)])
+    return np.maximum(best - detail, 0.0)
+
+
+def model_weight(
+    input_frame: Tensor, renders: FrameRenders, rc: RenderConfig, input_blur: float | None = None, frame_rule: bool = True
+) -> FrameVerdict:
+    """Per-pixel weight on the model (see the module doc), in pixel values, channels pooled.
+
+    ``input_blur``: the frame's blur error energy estimated from the input alone (``blur_loss``);
+    the model's per-pixel estimate of the input's blur error is scaled down to it where larger.
+    """
+    _check_image("input_frame", input_frame)
+    residual = input_frame - renders.recorded
+    rerender_mse = float(residual.square().mean())
+    window = rc.fidelity_window_px
+    unexplained = gaussian_blur(residual.square(), window).mean(-1)  # R
+    noise = rc.fidelity_noise**2
+    psf_blur = gaussian_blur((renders.input_reblurred - input_frame).square(), window).mean(-1)
+    model_blur = gaussian_blur((renders.sharp - renders.recorded).square(), window).mean(-1)
+    blur_error = torch.minimum(psf_blur, model_blur)
+    if input_blur is not None:
+        blur_error = blur_error * min(1.0, input_blur / max(float(blur_error.mean()), 1e-12))
+    input_error = blur_error + noise  # E_in
+    model_error = rc.fidelity_gain * (unexplained - noise).clamp_min(0)  # U
+    weight = input_error / (input_error + model_error)
+    expected = float((weight.square() * model_error + (1 - weight).square() * input_error).mean())
+    baseline = float(input_error.mean())
+    gain_db = 10 * math.log10(baseline / max(expected, 1e-12))
+    guarded = frame_rule and expected > rc.fidelity_frame_keep * baseline
+    if guarded:
+        weight = torch.zeros_like(weight)
+        gain_db = 0.0
+    return FrameVerdict(weight, 10 * math.log10(1 / max(rerender_mse, 1e-12)), gain_db, guarded)
+
+
+def guard_pixels(input_frame: Tensor, renders: FrameRenders, verdict: FrameVerdict, rc: RenderConfig) -> Tensor:
+    """Guarded output in pixel values ``[H, W, 3]``: ``w (sharp + lowpass(residual)) + (1 - w) input``."""
+    residual = input_frame - renders.recorded
+    model_estimate = renders.sharp + gaussian_blur(residual, rc.fidelity_lowpass_px)
+    w = verdict.weight[..., None]
+    return (w * model_estimate + (1 - w) * input_frame).clamp(0, 1)
+
+
+def well_exposed(pixels: Tensor, rc: RenderConfig) -> Tensor:
+    """Per channel 1 where a pixel value carries its irradiance (not near black, not near clipping), ramping to 0."""
+    lo, hi = rc.fidelity_black, rc.fidelity_clip
+    ramp = min(lo, 1 - hi)
+    return ((pixels - lo * 0.5) / ramp).clamp(0, 1) * ((hi + (1 - hi) * 0.5 - pixels) / ramp).clamp(0, 1)
+
+
+def guard_irradiance(
+    input_frame: Tensor, renders: FrameRenders, verdict: FrameVerdict, inverse: InverseTone, rc: RenderConfig
+) -> Tensor:
+    """Guarded scene irradiance ``[H, W, 3]``: towards ``T^-1(input) / exposure`` where the model fails and the input is well exposed."""
+    _check_image("input_frame", input_frame)
+    from_input = np.exp(inverse(input_frame.numpy()) - renders.log_exposure)
+    from_input = torch.from_numpy(from_input)
+    trust_input = (1 - verdict.weight[..., None]) * well_exposed(input_frame, rc)
+    return trust_input * from_input + (1 - trust_input) * renders.sharp_irradiance
+
+
+@dataclass
+class FidelityGuard:
+    """Guards a run's render frame by frame and collects what it decided, for the report and the confidence video."""
+
+    model: VidcamModel
+    frames: np.ndarray  # the input clip [N, H, W, 3], uint8 or uint16
+    rc: RenderConfig
+    confidence: list[np.ndarray] = field(default_factory=list)  # per frame [H, W] uint8, 255 = model trusted
+    frame_stats: dict[int, dict[str, Any]] = field(default_factory=dict)  # per frame: what ``summary`` reports
+    _inverse: InverseTone | None = None
+    _blur_loss: np.ndarray | None = None
+
+    def input_frame(self, t: int) -> Tensor:
+        frame = self.frames[t]
+        return torch.from_numpy(frame.astype(np.float32) / np.float32(np.iinfo(frame.dtype).max))
+
+    def __call__(self, t: int, camera: bool) -> np.ndarray:
+        """The guarded frame ``t``: pixel values with ``camera``, else scene irradiance; float32 [H, W, 3]."""
+        observed = self.input_frame(t)
+        renders = render_through_camera(self.model, t, self.rc.chunk, observed)
+        if self.model.blur is not None and self._blur_loss is None:
+            detail = np.array([detail_energy(self.input_frame(i).numpy(), self.rc.fidelity_detail_px) for i in range(len(self.frames))])
+            self._blur_loss = blur_loss(detail, self.rc.fidelity_neighbours)
+        input_blur = float(self._blur_loss[t]) if self._blur_loss is not None else None
+        verdict = model_weight(observed, renders, self.rc, input_blur)
+        self.frame_stats[t] = {
+            "rerender_psnr": round(verdict.rerender_psnr, 2),
+            "confidence": round(float(verdict.weight.mean()), 3),
+            "expected_gain_db": round(verdict.expected_gain_db, 2),
+            "guarded": verdict.guarded,
+        }
+        self.confidence.append((verdict.weight.clamp(0, 1) * 255).round().to(torch.uint8).numpy())
+        if camera:
+            return guard_pixels(observed, renders, verdict, self.rc).numpy()
+        if self._inverse is None:
+            self._inverse = InverseTone(self.model)
+        return guard_irradiance(observed, renders, verdict, self._inverse, self.rc).numpy()
+
+    def summary(self) -> dict[str, Any]:
+        order = sorted(self.frame_stats)
+        summary: dict[str, Any] = {k: [self.frame_stats[t][k] for t in order] for k in ("rerender_psnr", "confidence", "expected_gain_db")}
+        summary["guarded_frames"] = [t for t in order if self.frame_stats[t]["guarded"]]
+        return summary
+
+    def write(self, confidence_video: Path, fps: Fraction, crf: int) -> dict[str, Any]:
+        """Write the confidence video (white = model trusted, black = input kept), say on stderr which
+        frames the model does not explain, and return the per-frame figures for the report."""
+        if not self.confidence:
+            return {}
+        grey = np.stack(self.confidence)[..., None].repeat(3, axis=-1)
+        write_sdr_video(confidence_video, grey, fps, crf)
+        summary = self.summary()
+        poor = [t for t, c in enumerate(summary["confidence"]) if c < POOR_CONFIDENCE or t in summary["guarded_frames"]]
+        if poor:
+            log(
+                f"the output keeps the input on most of frames {frame_ranges(poor)}, which the scene model"
+                f" does not explain (re-render PSNR {min(summary['rerender_psnr'][t] for t in poor):.1f} dB at worst;"
+                f" whole frames kept: {frame_ranges(summary['guarded_frames']) or 'none'}; {confidence_video.name} shows where)"
+            )
+        return summary
+
+
+def frame_ranges(frames: list[int]) -> str:
+    """``[0, 1, 2, 5]`` -> ``"0-2, 5"``."""
+    runs: list[list[int]] = []
+    for t in sorted(frames):
+        if runs and t == runs[-1][1] + 1:
+            runs[-1][1] = t
+        else:
+            runs.append([t, t])
+    return ", ".join(f"{a}-{b}" if b > a else str(a) for a, b in runs)
