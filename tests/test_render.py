@@ -22,7 +22,6 @@ from vidcam.metrics import psnr
 from vidcam.rendering import render_frame
 from vidcam.rerender import make_settings, render_job, resolve_job
 from vidcam.run import open_run
-from vidcam.testing import synthetic
 
 HDR_RUN = {"train.steps": 300, "train.bootstrap_steps": 30}
 DEBLUR_RUN = {"train.steps": 300, "mode": "deblur"}
@@ -151,7 +150,7 @@ def test_ev_ramp_is_linear_over_the_rendered_frames(hdr_run, monkeypatch):
 
 
 def test_ev_scales_the_linear_hdr_before_a_display_operator(hdr_run, monkeypatch):
-    import vidcam.rerender as rerender
+    from vidcam import rerender
 
     run = open_run(hdr_run[0], "cpu")
     fed = []
@@ -242,7 +241,7 @@ def test_the_input_video_is_never_overwritten(hdr_run, tiny_hdr_clip, capsys):
 
 
 def test_audio_only_with_the_whole_clip(hdr_run, tiny_hdr_clip, monkeypatch, tmp_path):
-    import vidcam.rerender as rerender
+    from vidcam import rerender
 
     run = open_run(hdr_run[0], "cpu")
     run.report.audio = str(tiny_hdr_clip[0])  # pretend the input had sound

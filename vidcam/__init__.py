@@ -34,7 +34,7 @@ _EXPORTS = {
     "VidcamError": "vidcam.errors",
 }
 
-__all__ = [*_EXPORTS, "__version__"]
+__all__ = ["Config", "Report", "Run", "VidcamError", "__version__", "enhance", "load_config", "open_run", "render"]
 
 if TYPE_CHECKING:
     from vidcam.api import enhance
