@@ -1,4 +1,4 @@
-"""Command line: ``vidcam enhance | info | flow | atlas | edit | report``.
+"""Command line: ``vidcam enhance | info | flow | atlas | edit | render | report``.
 
 Problems with the user's input end the program with one line on stderr and exit code 2;
 set VIDCAM_DEBUG=1 to see tracebacks of unexpected errors.
@@ -21,6 +21,8 @@ from vidcam.progress import set_quiet
 INFO_MAX_SIDE = 160  # `vidcam info` measures brightness on small frames: fast on long clips
 DEVICES = choices(Config, "device")
 EXPOSURE_FLAG = "--exposures"
+RENDER_NEGATIVE_FLAGS = ("--ev", "--frames")  # render options whose values may start with '-'
+RENDER_TONEMAPS = tuple(name for name in choices(RenderConfig, "tonemap") if name != "auto")
 
 
 def _common_video_args(parser: argparse.ArgumentParser) -> None:
@@ -95,6 +97,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     report = sub.add_parser("report", help="(re)write a run's report.html")
     report.add_argument("run", type=Path, help="output folder of an enhance run")
+
+    render = sub.add_parser("render", help="re-render a run at another exposure, with its blur, or another tone operator")
+    render.add_argument("run", type=Path, help="output folder of an enhance run")
+    render.add_argument("--ev", help="stops from the clip's mean exposure: +1.5, or a ramp over the frames like 0:+2")
+    render.add_argument("--exposure", help="absolute exposure time in the run's units (report.json exposures.learned)")
+    render.add_argument("--with-blur", action="store_true", help="keep the learned blur (deblur runs): reproduces the input")
+    render.add_argument("--tonemap", choices=RENDER_TONEMAPS, help="camera (learned response; default with --ev/--exposure/--with-blur), aces, reinhard")
+    render.add_argument("--frames", metavar="A:B", help="render only these frames (Python slice)")
+    render.add_argument("-o", "--output", type=Path, help="output video (default RUN/render_<what changed>.mp4)")
+    render.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    render.add_argument("--device", choices=DEVICES, default="auto")
+    _quiet_arg(render)
     return parser
 
 
@@ -136,17 +150,12 @@ def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run_enhance(args: argparse.Namespace) -> None:
-    from vidcam.pipeline import enhance, load_run_config
-    from vidcam.run import CONFIG_NAME, default_outdir
+    from vidcam.api import enhance
+    from vidcam.run import default_outdir
 
-    _require_file(args.input)
-    overrides = overrides_from_args(args)
     outdir = args.output or default_outdir(args.input)
-    if args.resume and (outdir / CONFIG_NAME).is_file():
-        cfg = load_run_config(outdir, overrides)
-    else:
-        cfg = load_config(args.preset, args.config, overrides)
-    report = enhance(args.input, outdir, cfg, resume=args.resume)  # exports the atlases too with --export-atlas
+    settings = overrides_from_args(args)
+    report = enhance(args.input, outdir, preset=args.preset, config=args.config, resume=args.resume, settings=settings)
     print(f"wrote {outdir} ({report.mode}, {report.steps} steps)")
 
 
@@ -235,6 +244,23 @@ def run_report(args: argparse.Namespace) -> None:
     print(f"wrote {write_report_html(args.run)}")
 
 
+def run_render(args: argparse.Namespace) -> None:
+    from vidcam.rerender import render
+
+    out = render(
+        args.run,
+        args.output,
+        ev=args.ev,
+        exposure=args.exposure,
+        with_blur=args.with_blur,
+        tonemap=args.tonemap,
+        frames=args.frames,
+        overwrite=args.overwrite,
+        device=args.device,
+    )
+    print(f"wrote {out}")
+
+
 def _require_file(path: Path) -> None:
     if not path.exists():
         raise VidcamError(f"file not found: {path}")
@@ -242,12 +268,22 @@ def _require_file(path: Path) -> None:
         raise VidcamError(f"not a file: {path}")
 
 
-COMMANDS = {"enhance": run_enhance, "info": run_info, "flow": run_flow, "atlas": run_atlas, "edit": run_edit, "report": run_report}
+COMMANDS = {
+    "enhance": run_enhance,
+    "info": run_info,
+    "flow": run_flow,
+    "atlas": run_atlas,
+    "edit": run_edit,
+    "render": run_render,
+    "report": run_report,
+}
 
 
 def _join_negative_exposures(argv: list[str]) -> list[str]:
-    """``--exposures -2,2`` as ``--exposures=-2,2``: argparse takes a value that starts with '-'
-    and is not a plain number for an option, so negative EV lists would be refused."""
+    """``--exposures -2,2`` as ``--exposures=-2,2`` (and ``render --ev -1:0`` as ``--ev=-1:0``,
+    ``--frames -5:`` as ``--frames=-5:``): argparse takes a value that starts with '-' and is not
+    a plain number for an option, so negative EV lists and frame ranges would be refused."""
+    render_flags = RENDER_NEGATIVE_FLAGS if argv[:1] == ["render"] else ()
     joined: list[str] = []
     index = 0
     while index < len(argv):
@@ -255,7 +291,7 @@ def _join_negative_exposures(argv: list[str]) -> list[str]:
         if arg == "--":
             return joined + argv[index:]
         value = argv[index + 1] if index + 1 < len(argv) else ""
-        abbreviates = len(arg) >= len("--ex") and EXPOSURE_FLAG.startswith(arg)
+        abbreviates = len(arg) >= len("--ex") and EXPOSURE_FLAG.startswith(arg) or arg in render_flags
         if abbreviates and value[:1] == "-" and value[1:2] in set("0123456789."):
             joined.append(f"{arg}={value}")
             index += 2

@@ -10,7 +10,7 @@ camera would record); the export, ``vidcam atlas`` and ``vidcam edit`` all build
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -46,10 +46,14 @@ def render_frame(model: VidcamModel, t: int, chunk: int, evaluate: Evaluate | No
 
 
 def render_frames(
-    model: VidcamModel, chunk: int, evaluate: Evaluate | None = None, desc: str = "render"
+    model: VidcamModel,
+    chunk: int,
+    evaluate: Evaluate | None = None,
+    desc: str = "render",
+    frames: Sequence[int] | None = None,
 ) -> Iterator[np.ndarray]:
-    """``render_frame`` for every frame in order, with a progress bar."""
-    for t in progress(range(model.frame.n_frames), desc, unit="frame", leave=False):
+    """``render_frame`` for every frame in order (or for ``frames``), with a progress bar."""
+    for t in progress(range(model.frame.n_frames) if frames is None else frames, desc, unit="frame", leave=False):
         yield render_frame(model, t, chunk, evaluate)
 
 
@@ -59,16 +63,34 @@ def render_clip(model: VidcamModel, chunk: int, evaluate: Evaluate | None = None
 
 
 def through_camera(
-    model: VidcamModel, irradiance: Evaluate | None = None, log_exposure: float | None = None
+    model: VidcamModel, irradiance: Evaluate | None = None, log_exposure: float | Tensor | None = None
 ) -> Evaluate:
     """``irradiance`` (default: the sharp scene) through the learned tone mapper: what a blur-free
-    camera would record. ``log_exposure`` None uses each frame's own learned exposure."""
+    camera would record. ``log_exposure``: None uses each frame's own learned exposure, a float
+    one exposure for every frame, a tensor [N] one per frame of the clip (natural logs)."""
     irradiance = irradiance or model.irradiance
+    per_frame = log_exposure.to(model.device, torch.float32) if isinstance(log_exposure, Tensor) else None
 
     def evaluate(xy: Tensor, t: Tensor) -> Tensor:
         log_irradiance = irradiance(xy, t).clamp_min(LOG_FLOOR).log()
-        exposure = model.exposures(t) if log_exposure is None else torch.full_like(t, log_exposure, dtype=torch.float32)
+        if per_frame is not None:
+            exposure = per_frame[t]
+        elif log_exposure is None:
+            exposure = model.exposures(t)
+        else:
+            exposure = torch.full_like(t, log_exposure, dtype=torch.float32)
         return model.tone(log_irradiance, exposure)
+
+    return evaluate
+
+
+def recorded_irradiance(model: VidcamModel) -> Evaluate:
+    """The irradiance the sensor integrated, the learned blur included (the sharp scene for a
+    run without blur): what the tone mapper was fed in training, so ``through_camera`` of it at
+    each frame's own exposure is the model's own re-render of the input."""
+
+    def evaluate(xy: Tensor, t: Tensor) -> Tensor:
+        return model(xy, t)["log_irradiance"].exp()
 
     return evaluate
 
@@ -126,9 +148,20 @@ def display_sdr(hdr: np.ndarray, operator: str) -> np.ndarray:
     return to_uint8(srgb_encode(TONEMAPS[operator](hdr)))
 
 
+def reinhard_white(hdr: np.ndarray) -> float:
+    """The white point ``display_clip`` gives Reinhard's operator for a clip: the 99.9th percentile of luminance."""
+    return float(np.percentile(np.maximum(hdr @ LUMA_709, 1e-9), 99.9))
+
+
+def display_linear(hdr: np.ndarray, operator: str, white: float | None = None) -> np.ndarray:
+    """Exposure-normalised linear HDR -> sRGB float32 in [0, 1] (``white``: Reinhard's white point)."""
+    mapped = tonemap_reinhard(hdr, white) if operator == "reinhard" else TONEMAPS[operator](hdr)
+    return srgb_encode(mapped).astype(np.float32)
+
+
 def display_clip(hdr: np.ndarray, operator: str) -> np.ndarray:
     """Like ``display_sdr`` for a whole clip [N,H,W,3], with one white point for all frames (no flicker)."""
     if operator == "reinhard":
-        white = float(np.percentile(np.maximum(hdr @ LUMA_709, 1e-9), 99.9))
+        white = reinhard_white(hdr)
         return np.stack([to_uint8(srgb_encode(tonemap_reinhard(frame, white))) for frame in hdr])
     return np.stack([display_sdr(frame, operator) for frame in hdr])
