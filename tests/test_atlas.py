@@ -15,6 +15,7 @@ from vidcam.atlas.layout import LAYOUT_NAME, read_layout
 from vidcam.cli import main as cli_main
 from vidcam.config import AtlasConfig
 from vidcam.errors import VidcamError
+from vidcam.fast_render import rendered_frames
 from vidcam.io.images import read_exr, read_png, write_png
 from vidcam.io.video import read_video
 from vidcam.pipeline import enhance
@@ -69,9 +70,10 @@ def run(run_dir, exported) -> Run:
 
 @pytest.fixture(scope="module")
 def reference(run) -> np.ndarray:
-    """The run's enhanced frames, rendered the way vidcam.export does (HDR mode: ACES at hdr_scale)."""
+    """The run's enhanced frames, rendered the way vidcam.export does (HDR mode: ACES at hdr_scale,
+    with the renderer the run's settings pick, as edits are)."""
     assert run.operator == "aces" and run.plan.mode == "hdr"
-    hdr = render_clip(run.model, run.chunk) * run.report.hdr_scale
+    hdr = np.stack(list(rendered_frames(run.model, run.cfg.render))) * run.report.hdr_scale
     return np.stack([display_sdr(frame, "aces") for frame in hdr]).astype(np.int32)
 
 

@@ -2,36 +2,28 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from vidcam import run as run_folder
-from vidcam.config import Config
+from vidcam.config import Config, RenderConfig
+from vidcam.fast_render import rendered_frames, sampled_irradiance
 from vidcam.io.images import write_exr, write_png
 from vidcam.io.video import Clip
 from vidcam.io.encode import write_hdr10_video, write_sdr_video
 from vidcam.models.model import VidcamModel
 from vidcam.plan import RunPlan
 from vidcam.plots import image_grid, line_plot
-from vidcam.rendering import display_clip, exposure_scale, render_clip, through_camera, to_uint8
+from vidcam.rendering import LUMA_709, display_sdr, srgb_encode, to_uint8, tonemap_reinhard
 from vidcam.run import Report, StageTimer
+from vidcam.streaming import FrameSinks
 
 CRF_SAMPLES = 256
 CHANNEL_COLORS = {"R": (220, 40, 40), "G": (40, 160, 40), "B": (40, 80, 220)}
-
-
-def write_exr_sequence(folder: Path, frames: np.ndarray) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    for t, frame in enumerate(frames):
-        write_exr(folder / f"{t:05d}.exr", frame)
-
-
-def write_png_sequence(folder: Path, frames: np.ndarray) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    for t, frame in enumerate(frames):
-        write_png(folder / f"{t:05d}.png", frame)
 
 
 def side_by_side(left: np.ndarray, right: np.ndarray) -> np.ndarray:
@@ -100,6 +92,37 @@ def _splat_kernel(offsets_px: np.ndarray, weights: np.ndarray, radius: float, ce
     return to_uint8(np.repeat(canvas[..., None], 3, -1))
 
 
+@dataclass
+class DisplayStats:
+    """Clip-wide numbers the per-frame display needs, measured before any frame is written."""
+
+    scale: float  # exposure scale: the clip's log-average luminance lands at the key
+    white: float  # Reinhard's white point (99.9th percentile luminance, after scaling)
+    light_levels: tuple[int, int]  # HDR10 (MaxCLL, MaxFALL) in nits, of the sampled pixels
+
+
+def measure_display(samples: Iterable[np.ndarray], key: float, white_nits: float, peak_nits: float) -> DisplayStats:
+    """``DisplayStats`` from per-frame irradiance samples [M,3] (``fast_render.sampled_irradiance``),
+    kept as one luminance value per sampled pixel: memory grows by 4 bytes per sample, not a frame."""
+    luminances, brightest = [], []
+    for frame in samples:
+        luminances.append((frame @ LUMA_709).astype(np.float32))
+        brightest.append(frame.max(axis=-1).astype(np.float32))
+    luminance = np.concatenate(luminances)
+    scale = float(key / np.exp(np.log(np.maximum(luminance, 1e-6)).mean()))
+    white = float(np.percentile(np.maximum(luminance * scale, 1e-9), 99.9))
+    nits = [np.clip(b * scale * white_nits, 0, peak_nits) for b in brightest]
+    light_levels = (round(max(float(n.max()) for n in nits)), round(max(float(n.mean()) for n in nits)))
+    return DisplayStats(scale, white, light_levels)
+
+
+def display_frame(hdr: np.ndarray, operator: str, stats: DisplayStats) -> np.ndarray:
+    """One exposure-normalised HDR frame -> uint8 sRGB, with the clip's white point (no flicker)."""
+    if operator == "reinhard":
+        return to_uint8(srgb_encode(tonemap_reinhard(hdr, stats.white)))
+    return display_sdr(hdr, operator)
+
+
 def write_run_outputs(
     outdir: Path,
     model: VidcamModel,
@@ -112,29 +135,32 @@ def write_run_outputs(
     timer: StageTimer,
     audio_from: Path | None,
 ) -> None:
-    """Render without the camera's flaws and write the mode's videos, pictures and report."""
+    """Render without the camera's flaws and write the mode's videos, pictures and report.
+
+    Frames stream: each is rendered, post-processed and handed to the writers before the next is
+    rendered (the clip-wide exposure scale comes from a pre-pass over sampled pixels), so memory
+    does not grow with the clip's length."""
     rc = cfg.render
-    hdr = None
-    with timer.stage("render"):
-        if plan.operator == "camera":
-            sdr = to_uint8(render_clip(model, rc.chunk, through_camera(model)))
-        else:
-            irradiance = render_clip(model, rc.chunk)
-            report.hdr_scale = scale = exposure_scale(irradiance, rc.key)
-            hdr = irradiance * scale
-            sdr = display_clip(hdr, plan.operator)
-    with timer.stage("encode"):
-        if plan.mode == "hdr" and hdr is not None:
-            write_exr_sequence(outdir / run_folder.HDR_DIR, hdr)
-            write_hdr10_video(
-                outdir / run_folder.HDR10_VIDEO, hdr, clip.fps, rc.hdr10_white_nits, rc.hdr10_peak_nits, rc.crf, audio_from
-            )
-        write_sdr_video(outdir / run_folder.SDR_VIDEO, sdr, clip.fps, rc.crf, audio_from)
-        if rc.save_frames:
-            write_png_sequence(outdir / run_folder.FRAMES_DIR, sdr)
-        if rc.compare:
-            source = clip.frames if clip.frames.dtype == np.uint8 else to_uint8(clip.frames_float())
-            write_sdr_video(outdir / run_folder.COMPARE_VIDEO, side_by_side(source, sdr), clip.fps, rc.crf, audio_from)
+    camera = plan.operator == "camera"
+    stats = None
+    if not camera:
+        with timer.stage("render"):
+            stats = measure_display(sampled_irradiance(model, rc), rc.key, rc.hdr10_white_nits, rc.hdr10_peak_nits)
+        report.hdr_scale = stats.scale
+    frames = iter(rendered_frames(model, rc, camera=camera))
+    with FrameSinks() as sinks:
+        _open_writers(sinks, outdir, clip, rc, plan, stats, audio_from)
+        for t in range(model.frame.n_frames):
+            with timer.stage("render"):
+                image = next(frames)
+                hdr = None if stats is None else image * stats.scale
+                sdr = to_uint8(image) if stats is None else display_frame(hdr, plan.operator, stats)
+            # A per-frame post-process of (hdr, sdr) before they are written fits here.
+            with timer.stage("encode"):
+                _write_frame(sinks, outdir, t, clip, rc, hdr, sdr)
+        next(frames, None)  # the renderer's progress report ends
+        with timer.stage("encode"):
+            sinks.close()
     samples = crf_samples(model, z_range)
     save_crf_plot(outdir / run_folder.CRF_PLOT, samples)
     save_loss_plot(outdir / run_folder.LOSS_PLOT, history)
@@ -143,3 +169,43 @@ def write_run_outputs(
         save_psf_plot(outdir / run_folder.PSF_PLOT, model, sorted({0, n // 3, 2 * n // 3, n - 1}))
     report.config, report.timings, report.crf, report.tonemap = cfg.to_dict(), timer.seconds, samples, plan.operator
     report.write(outdir)
+
+
+def _open_writers(
+    sinks: FrameSinks,
+    outdir: Path,
+    clip: Clip,
+    rc: RenderConfig,
+    plan: RunPlan,
+    stats: DisplayStats | None,
+    audio_from: Path | None,
+) -> None:
+    """One streaming writer per video the run writes; frame folders are made ready."""
+    fps = clip.fps
+    sinks.add("sdr", lambda frames: write_sdr_video(outdir / run_folder.SDR_VIDEO, frames, fps, rc.crf, audio_from))
+    if plan.mode == "hdr" and stats is not None:
+        (outdir / run_folder.HDR_DIR).mkdir(parents=True, exist_ok=True)
+        hdr10 = outdir / run_folder.HDR10_VIDEO
+        white, peak, levels = rc.hdr10_white_nits, rc.hdr10_peak_nits, stats.light_levels
+        sinks.add("hdr10", lambda frames: write_hdr10_video(hdr10, frames, fps, white, peak, rc.crf, audio_from, levels))
+    if rc.compare:
+        compare = outdir / run_folder.COMPARE_VIDEO
+        sinks.add("compare", lambda frames: write_sdr_video(compare, frames, fps, rc.crf, audio_from))
+    if rc.save_frames:
+        (outdir / run_folder.FRAMES_DIR).mkdir(parents=True, exist_ok=True)
+
+
+def _write_frame(
+    sinks: FrameSinks, outdir: Path, t: int, clip: Clip, rc: RenderConfig, hdr: np.ndarray | None, sdr: np.ndarray
+) -> None:
+    sinks.put("sdr", sdr)
+    if "hdr10" in sinks and hdr is not None:
+        write_exr(outdir / run_folder.HDR_DIR / f"{t:05d}.exr", hdr)
+        sinks.put("hdr10", hdr)
+    if rc.save_frames:
+        write_png(outdir / run_folder.FRAMES_DIR / f"{t:05d}.png", sdr)
+    if rc.compare:
+        source = clip.frames[t]
+        if source.dtype != np.uint8:
+            source = to_uint8(source.astype(np.float32) / np.iinfo(source.dtype).max)
+        sinks.put("compare", side_by_side(source[None], sdr[None])[0])
