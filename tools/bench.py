@@ -498,9 +498,16 @@ def render_speed(argv: list[str]) -> int:
     p = argparse.ArgumentParser(prog="bench.py --render-speed")
     p.add_argument("run", type=Path)
     p.add_argument("--render-frames", type=int, default=3, help="frames rendered both ways (the exact render is slow)")
+    p.add_argument("--render-size", help="WxH: render the run's model at another frame size (same aspect: the "
+                   "same picture, more pixels; no ground truth then)")
     args = p.parse_args(argv)
     run = open_run(args.run, "cpu")
     model, rc = run.model.eval(), run.cfg.render
+    if args.render_size:
+        from vidcam.models.scene import Frame
+
+        width, height = parse_size(args.render_size)
+        model.frame = model.scene.frame = Frame(model.frame.n_frames, height, width)
     camera = run.operator == "camera"
     k = min(args.render_frames, model.frame.n_frames)
     exact_rc = dataclasses.replace(rc, fast=False)
@@ -528,7 +535,7 @@ def render_speed(argv: list[str]) -> int:
     ]))
     print(f"PSNR fast vs exact (display-referred) per frame: {' '.join(f'{v:.1f}' for v in psnrs)} dB")
     try:
-        truth = ground_truth(Path(run.report.input)) if run.report is not None else None
+        truth = ground_truth(Path(run.report.input)) if run.report is not None and not args.render_size else None
     except SystemExit:
         truth = None
     if truth is not None and not camera:

@@ -23,6 +23,9 @@ from vidcam.run import Report, StageTimer
 from vidcam.streaming import FrameSinks
 
 CRF_SAMPLES = 256
+WHITE_PERCENTILE = 99.9  # Reinhard's white point: this percentile of the clip's luminance
+LOG_LUMINANCE_RANGE = (-14.0, 14.0)  # natural-log luminance histogram of the display pre-pass
+LOG_LUMINANCE_BINS = 2800  # 0.01 wide: the white point is found to 1 %
 CHANNEL_COLORS = {"R": (220, 40, 40), "G": (40, 160, 40), "B": (40, 80, 220)}
 
 
@@ -103,17 +106,22 @@ class DisplayStats:
 
 def measure_display(samples: Iterable[np.ndarray], key: float, white_nits: float, peak_nits: float) -> DisplayStats:
     """``DisplayStats`` from per-frame irradiance samples [M,3] (``fast_render.sampled_irradiance``),
-    kept as one luminance value per sampled pixel: memory grows by 4 bytes per sample, not a frame."""
-    luminances, brightest = [], []
+    accumulated as sums and a log-luminance histogram: memory does not grow with the clip."""
+    log_sum, count = 0.0, 0
+    histogram = np.zeros(LOG_LUMINANCE_BINS, np.int64)
+    brightest, brightest_mean = 0.0, 0.0  # max(R,G,B) of any pixel, and of any frame's mean, unscaled
     for frame in samples:
-        luminances.append((frame @ LUMA_709).astype(np.float32))
-        brightest.append(frame.max(axis=-1).astype(np.float32))
-    luminance = np.concatenate(luminances)
-    scale = float(key / np.exp(np.log(np.maximum(luminance, 1e-6)).mean()))
-    white = float(np.percentile(np.maximum(luminance * scale, 1e-9), 99.9))
-    nits = [np.clip(b * scale * white_nits, 0, peak_nits) for b in brightest]
-    light_levels = (round(max(float(n.max()) for n in nits)), round(max(float(n.mean()) for n in nits)))
-    return DisplayStats(scale, white, light_levels)
+        log_luminance = np.log(np.maximum(frame @ LUMA_709, 1e-6)).astype(np.float64)
+        log_sum, count = log_sum + float(log_luminance.sum()), count + log_luminance.size
+        histogram += np.histogram(log_luminance, LOG_LUMINANCE_BINS, LOG_LUMINANCE_RANGE)[0]
+        peak = frame.max(axis=-1)
+        brightest, brightest_mean = max(brightest, float(peak.max())), max(brightest_mean, float(peak.mean()))
+    scale = float(key / np.exp(log_sum / max(count, 1)))
+    edges = np.linspace(*LOG_LUMINANCE_RANGE, LOG_LUMINANCE_BINS + 1)
+    white_bin = int(np.searchsorted(np.cumsum(histogram), WHITE_PERCENTILE / 100 * histogram.sum()))
+    white = float(np.exp(edges[min(white_bin + 1, LOG_LUMINANCE_BINS)]) * scale)
+    nits = [min(value * scale * white_nits, peak_nits) for value in (brightest, brightest_mean)]
+    return DisplayStats(scale, white, (round(nits[0]), round(nits[1])))
 
 
 def display_frame(hdr: np.ndarray, operator: str, stats: DisplayStats) -> np.ndarray:

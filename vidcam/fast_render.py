@@ -7,8 +7,8 @@ each part is evaluated where it carries information:
   uv grid, ``atlas_factor`` x its grid's finest resolution) and sampled bilinearly;
 - each mapping's learned residual is smooth in (x, y): it is evaluated every ``mapping_stride``
   pixels and upsampled bilinearly, while the global homography is applied exactly per pixel;
-- the alpha network is evaluated every ``alpha_stride`` pixels (1: every pixel; edges need it);
-  coarser grids are upsampled as logits, so a matte stays a step, not a ramp;
+- the alpha network is evaluated every ``alpha_stride`` pixels and upsampled as logits; cells
+  whose corners are not all saturated the same way (edges, soft mattes) are evaluated at every pixel;
 - through the camera, the learned tone curve is tabulated over the frame's range and interpolated.
 
 ``FastScene`` renders a whole frame (or a strided subset of its pixels, for pre-passes); an
@@ -176,7 +176,9 @@ class FastScene:
         self.override = override
         self.mapping_stride = mapping_stride(model, settings.mapping_stride, step)
         self._mapping_nodes = self.grid.nodes(model, self.mapping_stride)
-        self._alpha_nodes = self.grid.nodes(model, settings.alpha_stride)
+        # On a strided grid (a pre-pass) the alpha stride counts frame pixels, not grid points.
+        self.alpha_stride = max(1, settings.alpha_stride // step)
+        self._alpha_nodes = self.grid.nodes(model, self.alpha_stride)
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -195,7 +197,7 @@ class FastScene:
         """[P, L-1] alpha logits: every ``alpha_stride`` points, upsampled, then evaluated exactly at
         every point of the cells whose corners are not all saturated the same way (the edges)."""
         alpha = self.model.scene.alpha
-        stride = self.settings.alpha_stride
+        stride = self.alpha_stride
         r, c = self.grid.node_shape(stride)
         nodes = self._alpha_nodes
         t_index = torch.full((nodes.shape[0],), t, device=nodes.device, dtype=torch.long)
@@ -326,7 +328,7 @@ def rendered_frames(
     return render_frames(model, rc.chunk, evaluate, desc)
 
 
-PREPASS_PIXELS = 16384  # pixels per frame the display pre-pass samples (a regular stride)
+PREPASS_PIXELS = 4096  # pixels per frame the display pre-pass samples, at least (a regular stride)
 
 
 def prepass_step(model: VidcamModel) -> int:

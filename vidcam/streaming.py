@@ -7,6 +7,7 @@ small bounded queue, so at most a few frames per writer are in memory, whatever 
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
 from collections.abc import Callable, Iterable, Iterator
@@ -28,27 +29,34 @@ class FrameSink:
     def __init__(self, write: Callable[[Iterable[Any]], None], name: str):
         self._queue: queue.Queue = queue.Queue(maxsize=QUEUE_FRAMES)
         self._error: BaseException | None = None
+        self._ended = False  # the writer's thread has taken the end marker off the queue
         self._thread = threading.Thread(target=self._run, args=(write,), name=name, daemon=True)
         self._thread.start()
 
     def _frames(self) -> Iterator[Any]:
-        while (item := self._queue.get()) is not _END:
-            if item is _ABORT:
-                raise WriteAborted
+        while True:
+            item = self._queue.get()
+            if item is _END or item is _ABORT:
+                self._ended = True
+                if item is _ABORT:
+                    raise WriteAborted
+                return
             yield item
 
     def _run(self, write: Callable[[Iterable[Any]], None]) -> None:
         try:
             write(self._frames())
-        except BaseException as exc:  # handed to the producer's thread by close()
+        except Exception as exc:  # noqa: BLE001 - handed to the producer's thread by close()
             self._error = exc
-            item = None
-            while item is not _END and item is not _ABORT:  # drain, so the producer never blocks
+            while not self._ended:  # drain up to the end marker, so the producer never blocks
                 item = self._queue.get()
+                self._ended = item is _END or item is _ABORT
 
     def put(self, frame: Any) -> None:
         if self._error is not None:
             self.close()
+        if not self._thread.is_alive():
+            raise RuntimeError(f"writer {self._thread.name} stopped before its last frame")
         self._queue.put(frame)
 
     def close(self, abort: bool = False) -> None:
@@ -81,7 +89,7 @@ class FrameSinks:
         for sink in self.sinks.values():
             try:
                 sink.close(abort)
-            except BaseException as exc:
+            except Exception as exc:  # noqa: BLE001 - every sink is closed, the first error raised
                 errors.append(exc)
         if errors:
             raise errors[0]
@@ -93,7 +101,5 @@ class FrameSinks:
         if exc is None:
             self.close()
             return
-        try:
+        with contextlib.suppress(Exception):  # the producer's own error is the one to report
             self.close(abort=True)
-        except BaseException:
-            pass  # the producer's own error is the one to report
