@@ -35,9 +35,10 @@ from vidcam.rendering import Evaluate, in_chunks, render_frames, through_camera
 # A cell of the coarse alpha grid whose corners all have a cover below this (or above 1 - this)
 # is interpolated ...
 ALPHA_SATURATED = 1e-3
-# ... or whose corners' covers all lie within this of each other (no edge crosses the cell);
+# ... or whose corners' logits all lie within this of each other (no edge crosses the cell: the
+# cover varies by at most 6 % there, and by a small fraction of itself where it is near 0 or 1);
 # any other cell (an edge) is evaluated at every pixel.
-ALPHA_SMOOTH = 0.05
+ALPHA_SMOOTH = 0.25
 TONE_TABLE_SIZE = 4096  # samples of the tone curve over a frame's range (linear interpolation between them)
 
 
@@ -213,8 +214,8 @@ class FastScene:
         corners = [coarse[:-1, :-1], coarse[1:, :-1], coarse[:-1, 1:], coarse[1:, 1:]]
         low = torch.stack([k < -bound for k in corners]).all(0)
         high = torch.stack([k > bound for k in corners]).all(0)
-        cover = torch.stack([torch.sigmoid(k) for k in corners])
-        smooth = (cover.amax(0) - cover.amin(0)) < ALPHA_SMOOTH
+        stacked = torch.stack(corners)
+        smooth = (stacked.amax(0) - stacked.amin(0)) < ALPHA_SMOOTH
         settled = (low | high | smooth).all(-1)  # [r-1, c-1]
         cell_y = (torch.arange(self.grid.rows, device=nodes.device) // stride).clamp(max=max(r - 2, 0))
         cell_x = (torch.arange(self.grid.cols, device=nodes.device) // stride).clamp(max=max(c - 2, 0))
