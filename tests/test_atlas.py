@@ -15,10 +15,11 @@ from vidcam.atlas.layout import LAYOUT_NAME, read_layout
 from vidcam.cli import main as cli_main
 from vidcam.config import AtlasConfig
 from vidcam.errors import VidcamError
+from vidcam.fast_render import rendered_frames
 from vidcam.io.images import read_exr, read_png, write_png
 from vidcam.io.video import read_video
 from vidcam.pipeline import enhance
-from vidcam.rendering import display_sdr, render_clip, render_frame, through_camera, to_uint8
+from vidcam.rendering import display_sdr, render_frame, to_uint8
 from vidcam.run import Run, open_run
 from vidcam.testing import synthetic as ms
 
@@ -70,9 +71,10 @@ def run(run_dir, exported) -> Run:
 
 @pytest.fixture(scope="module")
 def reference(run) -> np.ndarray:
-    """The run's enhanced frames, rendered the way vidcam.export does (HDR mode: ACES at hdr_scale)."""
+    """The run's enhanced frames, rendered the way vidcam.export does (HDR mode: ACES at hdr_scale,
+    with the renderer the run's settings pick, as edits are)."""
     assert run.operator == "aces" and run.plan.mode == "hdr"
-    hdr = render_clip(run.model, run.chunk) * run.report.hdr_scale
+    hdr = np.stack(list(rendered_frames(run.model, run.cfg.render))) * run.report.hdr_scale
     return np.stack([display_sdr(frame, "aces") for frame in hdr]).astype(np.int32)
 
 
@@ -239,7 +241,7 @@ def test_camera_display_round_trips(run_dir, tmp_path):
     out = atlas.export_atlas(copy, device="cpu")
     assert _layout(out)["display"]["kind"] == "camera"
     run = open_run(copy, "cpu")
-    expected = to_uint8(render_clip(run.model, run.chunk, through_camera(run.model))).astype(np.int32)
+    expected = to_uint8(np.stack(list(rendered_frames(run.model, run.cfg.render, camera=True)))).astype(np.int32)
     edited = atlas.render_edited(run, 1, out / "layer1_atlas.png").sdr.astype(np.int32)
     assert np.abs(edited - expected).mean() < 0.5
 

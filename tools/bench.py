@@ -4,6 +4,7 @@
         [--out .bench/NAME] [--json results.json] [--no-preset] [--threads N] [--extra-args "..."]
         [--synthetic hdr|blur --seed S --ratio R --frames N --size WxH]
     python tools/bench.py --show results.json     # print the tables of a results file again
+    python tools/bench.py --render-speed RUN [--render-frames K]  # fast vs exact render of a finished run
 
 Per clip, one run at a time, each a fresh subprocess (so wall time is end to end and the peak
 memory is that run's own: ``ru_maxrss`` from ``os.wait4`` on that child, not RUSAGE_CHILDREN's max):
@@ -482,8 +483,74 @@ def show_results(json_path: Path) -> int:
     return 0
 
 
+def render_speed(argv: list[str]) -> int:
+    """Fast vs exact render of a finished run: seconds per frame, PSNR of fast vs exact (display-
+    referred, per frame), and against the ground truth when the run's input has a sidecar."""
+    import itertools
+
+    import torch
+
+    from vidcam.fast_render import FastScene, FastSettings, camera_frame, rendered_frames
+    from vidcam.rendering import srgb_encode, tonemap_aces, to_uint8
+    from vidcam.run import open_run
+    from vidcam.testing.scoring import ground_truth
+
+    p = argparse.ArgumentParser(prog="bench.py --render-speed")
+    p.add_argument("run", type=Path)
+    p.add_argument("--render-frames", type=int, default=3, help="frames rendered both ways (the exact render is slow)")
+    p.add_argument("--render-size", help="WxH: render the run's model at another frame size (same aspect: the "
+                   "same picture, more pixels; no ground truth then)")
+    args = p.parse_args(argv)
+    run = open_run(args.run, "cpu")
+    model, rc = run.model.eval(), run.cfg.render
+    if args.render_size:
+        from vidcam.models.scene import Frame
+
+        width, height = parse_size(args.render_size)
+        model.frame = model.scene.frame = Frame(model.frame.n_frames, height, width)
+    camera = run.operator == "camera"
+    k = min(args.render_frames, model.frame.n_frames)
+    exact_rc = dataclasses.replace(rc, fast=False)
+    start = time.perf_counter()
+    exact = np.stack(list(itertools.islice(rendered_frames(model, exact_rc, camera), k)))
+    exact_s = (time.perf_counter() - start) / k
+    model.__dict__.pop("_baked_atlases", None)
+    start = time.perf_counter()
+    scene = FastScene(model, FastSettings.from_config(rc), rc.chunk)
+    bake_s = time.perf_counter() - start
+    start = time.perf_counter()
+    with torch.no_grad():
+        fast = np.stack([camera_frame(scene, t) if camera else scene.frame(t) for t in range(k)])
+    fast_s = (time.perf_counter() - start) / k
+
+    def shown(frames: np.ndarray) -> np.ndarray:
+        return frames if camera else srgb_encode(tonemap_aces(frames * run.hdr_scale))
+
+    psnrs = [10 * np.log10(1 / max(float(np.mean((a - b) ** 2)), 1e-12)) for a, b in zip(shown(fast), shown(exact))]
+    h, w = model.frame.height, model.frame.width
+    print(f"run {args.run}: {w}x{h}, {model.frame.n_frames} frames, {torch.get_num_threads()} threads, {k} frames timed")
+    print(table(["render", "s/frame", "frames/s", "Mpixel/s"], [
+        ["exact", fmt(exact_s, ".3f"), fmt(1 / exact_s, ".3f"), fmt(h * w / exact_s / 1e6, ".3f")],
+        [f"fast (+{bake_s:.1f} s bake)", fmt(fast_s, ".3f"), fmt(1 / fast_s, ".2f"), fmt(h * w / fast_s / 1e6, ".2f")],
+    ]))
+    print(f"PSNR fast vs exact (display-referred) per frame: {' '.join(f'{v:.1f}' for v in psnrs)} dB")
+    try:
+        truth = ground_truth(Path(run.report.input)) if run.report is not None and not args.render_size else None
+    except SystemExit:
+        truth = None
+    if truth is not None and not camera:
+        rows = [[name, quality_text(hdr_scores(f, truth["hdr"][:k]))] for name, f in (("exact", exact), ("fast", fast))]
+        print(table(["render", f"vs ground truth ({k} frames)"], rows))
+    elif truth is not None:
+        rows = [[name, quality_text(sdr_scores(to_uint8(f), truth["sharp"][:k]))] for name, f in (("exact", exact), ("fast", fast))]
+        print(table(["render", f"vs ground truth ({k} frames)"], rows))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--render-speed"]:
+        return render_speed(argv[1:])
     if argv[:1] == [CHILD_FLAG]:
         return baseline_child(argv[1:])
     if argv[:1] == ["--show"] and len(argv) == 2:

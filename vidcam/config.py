@@ -193,6 +193,13 @@ class RenderConfig:
     tonemap: Literal["auto", "aces", "reinhard", "camera"] = "auto"  # auto: aces for HDR, camera for deblur
     key: float = 0.18  # mid-grey for the SDR operator's auto exposure
     chunk: int = 131072  # pixels per model call at render time
+    # Fast renderer (vidcam.fast_render): baked atlas textures, coarse mapping residuals, tabulated
+    # tone curve; false evaluates every network at every pixel (the exact, ~100x slower path).
+    fast: bool = True
+    fast_atlas_factor: float = 2.0  # baked atlas texture: vertices per axis / the atlas grid's finest resolution
+    fast_atlas_max: int = 4096  # cap on the baked texture's side
+    fast_mapping_stride: int = 8  # mapping residuals every this many pixels at most (upsampled), 2 per finest grid cell at least
+    fast_alpha_stride: int = 4  # alpha every this many pixels (logits upsampled); cells at an edge: every pixel
     crf: int = 16  # x264/x265 quality; lower is better
     hdr10_white_nits: float = 203.0  # where linear 1.0 lands (BT.2408 reference white)
     hdr10_peak_nits: float = 1000.0  # mastering display peak written into the HDR10 metadata

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from vidcam import run as run_folder
-from vidcam.config import Config
+from vidcam.config import Config, RenderConfig
+from vidcam.fast_render import rendered_frames, sampled_irradiance
 from vidcam.fidelity import FidelityGuard
 from vidcam.io.images import write_exr, write_png
 from vidcam.io.video import Clip
@@ -16,33 +19,16 @@ from vidcam.io.encode import write_hdr10_video, write_sdr_video
 from vidcam.models.model import VidcamModel
 from vidcam.plan import RunPlan
 from vidcam.plots import image_grid, line_plot
-from vidcam.progress import progress
-from vidcam.rendering import display_clip, exposure_scale, render_clip, through_camera, to_uint8
+from vidcam.rendering import LUMA_709, display_sdr, srgb_encode, to_uint8, tonemap_reinhard
 from vidcam.report_html import write_report_html
 from vidcam.run import Report, StageTimer
+from vidcam.streaming import FrameSinks
 
 CRF_SAMPLES = 256
+WHITE_PERCENTILE = 99.9  # Reinhard's white point: this percentile of the clip's luminance
+LOG_LUMINANCE_RANGE = (-14.0, 14.0)  # natural-log luminance histogram of the display pre-pass
+LOG_LUMINANCE_BINS = 2800  # 0.01 wide: the white point is found to 1 %
 CHANNEL_COLORS = {"R": (220, 40, 40), "G": (40, 160, 40), "B": (40, 80, 220)}
-
-
-def render_output(model: VidcamModel, chunk: int, camera: bool, guard: FidelityGuard | None) -> np.ndarray:
-    """[N,H,W,3] float32: the sharp scene irradiance, or with ``camera`` what a blur-free camera
-    records; ``guard`` keeps the input wherever the model does not explain it."""
-    if guard is None:
-        return render_clip(model, chunk, through_camera(model) if camera else None)
-    return np.stack([guard(t, camera) for t in progress(range(model.frame.n_frames), "render", unit="frame", leave=False)])
-
-
-def write_exr_sequence(folder: Path, frames: np.ndarray) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    for t, frame in enumerate(frames):
-        write_exr(folder / f"{t:05d}.exr", frame)
-
-
-def write_png_sequence(folder: Path, frames: np.ndarray) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    for t, frame in enumerate(frames):
-        write_png(folder / f"{t:05d}.png", frame)
 
 
 def side_by_side(left: np.ndarray, right: np.ndarray) -> np.ndarray:
@@ -111,6 +97,42 @@ def _splat_kernel(offsets_px: np.ndarray, weights: np.ndarray, radius: float, ce
     return to_uint8(np.repeat(canvas[..., None], 3, -1))
 
 
+@dataclass
+class DisplayStats:
+    """Clip-wide numbers the per-frame display needs, measured before any frame is written."""
+
+    scale: float  # exposure scale: the clip's log-average luminance lands at the key
+    white: float  # Reinhard's white point (99.9th percentile luminance, after scaling)
+    light_levels: tuple[int, int]  # HDR10 (MaxCLL, MaxFALL) in nits, of the sampled pixels
+
+
+def measure_display(samples: Iterable[np.ndarray], key: float, white_nits: float, peak_nits: float) -> DisplayStats:
+    """``DisplayStats`` from per-frame irradiance samples [M,3] (``fast_render.sampled_irradiance``),
+    accumulated as sums and a log-luminance histogram: memory does not grow with the clip."""
+    log_sum, count = 0.0, 0
+    histogram = np.zeros(LOG_LUMINANCE_BINS, np.int64)
+    brightest, brightest_mean = 0.0, 0.0  # max(R,G,B) of any pixel, and of any frame's mean, unscaled
+    for frame in samples:
+        log_luminance = np.log(np.maximum(frame @ LUMA_709, 1e-6)).astype(np.float64)
+        log_sum, count = log_sum + float(log_luminance.sum()), count + log_luminance.size
+        histogram += np.histogram(log_luminance, LOG_LUMINANCE_BINS, LOG_LUMINANCE_RANGE)[0]
+        peak = frame.max(axis=-1)
+        brightest, brightest_mean = max(brightest, float(peak.max())), max(brightest_mean, float(peak.mean()))
+    scale = float(key / np.exp(log_sum / max(count, 1)))
+    edges = np.linspace(*LOG_LUMINANCE_RANGE, LOG_LUMINANCE_BINS + 1)
+    white_bin = int(np.searchsorted(np.cumsum(histogram), WHITE_PERCENTILE / 100 * histogram.sum()))
+    white = float(np.exp(edges[min(white_bin + 1, LOG_LUMINANCE_BINS)]) * scale)
+    nits = [min(value * scale * white_nits, peak_nits) for value in (brightest, brightest_mean)]
+    return DisplayStats(scale, white, (round(nits[0]), round(nits[1])))
+
+
+def display_frame(hdr: np.ndarray, operator: str, stats: DisplayStats) -> np.ndarray:
+    """One exposure-normalised HDR frame -> uint8 sRGB, with the clip's white point (no flicker)."""
+    if operator == "reinhard":
+        return to_uint8(srgb_encode(tonemap_reinhard(hdr, stats.white)))
+    return display_sdr(hdr, operator)
+
+
 def write_run_outputs(
     outdir: Path,
     model: VidcamModel,
@@ -123,32 +145,37 @@ def write_run_outputs(
     timer: StageTimer,
     audio_from: Path | None,
 ) -> None:
-    """Render without the camera's flaws and write the mode's videos, pictures and report."""
+    """Render without the camera's flaws and write the mode's videos, pictures and report.
+
+    Frames stream: each is rendered, post-processed and handed to the writers before the next is
+    rendered (the clip-wide exposure scale comes from a pre-pass over sampled pixels), so memory
+    does not grow with the clip's length."""
     rc = cfg.render
-    hdr = None
+    camera = plan.operator == "camera"
+    stats = None
+    if not camera:
+        with timer.stage("render"):
+            stats = measure_display(sampled_irradiance(model, rc), rc.key, rc.hdr10_white_nits, rc.hdr10_peak_nits)
+        report.hdr_scale = stats.scale
     guard = FidelityGuard(model, clip.frames, rc) if rc.fidelity == "guard" else None
-    with timer.stage("render"):
-        if plan.operator == "camera":
-            sdr = to_uint8(render_output(model, rc.chunk, True, guard))
-        else:
-            irradiance = render_output(model, rc.chunk, False, guard)
-            report.hdr_scale = scale = exposure_scale(irradiance, rc.key)
-            hdr = irradiance * scale
-            sdr = display_clip(hdr, plan.operator)
-    with timer.stage("encode"):
-        if plan.mode == "hdr" and hdr is not None:
-            write_exr_sequence(outdir / run_folder.HDR_DIR, hdr)
-            write_hdr10_video(
-                outdir / run_folder.HDR10_VIDEO, hdr, clip.fps, rc.hdr10_white_nits, rc.hdr10_peak_nits, rc.crf, audio_from
-            )
-        write_sdr_video(outdir / run_folder.SDR_VIDEO, sdr, clip.fps, rc.crf, audio_from)
-        if rc.save_frames:
-            write_png_sequence(outdir / run_folder.FRAMES_DIR, sdr)
-        if rc.compare:
-            source = clip.frames if clip.frames.dtype == np.uint8 else to_uint8(clip.frames_float())
-            write_sdr_video(outdir / run_folder.COMPARE_VIDEO, side_by_side(source, sdr), clip.fps, rc.crf, audio_from)
-        if guard is not None:
-            report.fidelity = guard.write(outdir / run_folder.CONFIDENCE_VIDEO, clip.fps, rc.crf)
+    # The guard takes the sharp irradiance and decides per pixel between it and the input.
+    frames = iter(rendered_frames(model, rc, camera=camera and guard is None))
+    with FrameSinks() as sinks:
+        _open_writers(sinks, outdir, clip, rc, plan, stats, audio_from)
+        for t in range(model.frame.n_frames):
+            with timer.stage("render"):
+                image = next(frames)
+                if guard is not None:
+                    image = guard(t, camera, sharp_irradiance=image)
+                hdr = None if stats is None else image * stats.scale
+                sdr = to_uint8(image) if stats is None else display_frame(hdr, plan.operator, stats)
+            with timer.stage("encode"):
+                _write_frame(sinks, outdir, t, clip, rc, hdr, sdr)
+        next(frames, None)  # the renderer's progress report ends
+        with timer.stage("encode"):
+            sinks.close()
+    if guard is not None:
+        report.fidelity = guard.write(outdir / run_folder.CONFIDENCE_VIDEO, clip.fps, rc.crf)
     samples = crf_samples(model, z_range)
     save_crf_plot(outdir / run_folder.CRF_PLOT, samples)
     save_loss_plot(outdir / run_folder.LOSS_PLOT, history)
@@ -158,3 +185,43 @@ def write_run_outputs(
     report.config, report.timings, report.crf, report.tonemap = cfg.to_dict(), timer.seconds, samples, plan.operator
     report.write(outdir)
     write_report_html(outdir)
+
+
+def _open_writers(
+    sinks: FrameSinks,
+    outdir: Path,
+    clip: Clip,
+    rc: RenderConfig,
+    plan: RunPlan,
+    stats: DisplayStats | None,
+    audio_from: Path | None,
+) -> None:
+    """One streaming writer per video the run writes; frame folders are made ready."""
+    fps = clip.fps
+    sinks.add("sdr", lambda frames: write_sdr_video(outdir / run_folder.SDR_VIDEO, frames, fps, rc.crf, audio_from))
+    if plan.mode == "hdr" and stats is not None:
+        (outdir / run_folder.HDR_DIR).mkdir(parents=True, exist_ok=True)
+        hdr10 = outdir / run_folder.HDR10_VIDEO
+        white, peak, levels = rc.hdr10_white_nits, rc.hdr10_peak_nits, stats.light_levels
+        sinks.add("hdr10", lambda frames: write_hdr10_video(hdr10, frames, fps, white, peak, rc.crf, audio_from, levels))
+    if rc.compare:
+        compare = outdir / run_folder.COMPARE_VIDEO
+        sinks.add("compare", lambda frames: write_sdr_video(compare, frames, fps, rc.crf, audio_from))
+    if rc.save_frames:
+        (outdir / run_folder.FRAMES_DIR).mkdir(parents=True, exist_ok=True)
+
+
+def _write_frame(
+    sinks: FrameSinks, outdir: Path, t: int, clip: Clip, rc: RenderConfig, hdr: np.ndarray | None, sdr: np.ndarray
+) -> None:
+    sinks.put("sdr", sdr)
+    if "hdr10" in sinks and hdr is not None:
+        write_exr(outdir / run_folder.HDR_DIR / f"{t:05d}.exr", hdr)
+        sinks.put("hdr10", hdr)
+    if rc.save_frames:
+        write_png(outdir / run_folder.FRAMES_DIR / f"{t:05d}.png", sdr)
+    if rc.compare:
+        source = clip.frames[t]
+        if source.dtype != np.uint8:
+            source = to_uint8(source.astype(np.float32) / np.iinfo(source.dtype).max)
+        sinks.put("compare", side_by_side(source[None], sdr[None])[0])

@@ -132,8 +132,11 @@ def _psf_blur(model: VidcamModel, t: int, images: list[Tensor], chunk: int) -> l
 
 
 @torch.no_grad()
-def render_through_camera(model: VidcamModel, t: int, chunk: int, input_frame: Tensor) -> FrameRenders:
+def render_through_camera(
+    model: VidcamModel, t: int, chunk: int, input_frame: Tensor, sharp_irradiance: np.ndarray | None = None
+) -> FrameRenders:
     """Render frame ``t`` with and without the camera, and re-blur ``input_frame`` ``[H, W, 3]`` by its PSF.
+    ``sharp_irradiance`` [H, W, 3]: the frame's scene render when the caller has it already.
 
     The recorded (blurred) render applies the learned PSF to the sharp render's image rather than
     evaluating the scene at every PSF sample: the same up to bilinear interpolation and the frame's
@@ -144,7 +147,9 @@ def render_through_camera(model: VidcamModel, t: int, chunk: int, input_frame: T
     if tuple(input_frame.shape[:2]) != (frame.height, frame.width):
         raise ValueError(f"input frame is {tuple(input_frame.shape[:2])}, the model {frame.height}x{frame.width}")
     device = next(model.parameters()).device
-    sharp_irradiance = torch.from_numpy(render_frame(model, t, chunk))
+    if sharp_irradiance is None:
+        sharp_irradiance = render_frame(model, t, chunk)
+    sharp_irradiance = torch.from_numpy(np.ascontiguousarray(sharp_irradiance, np.float32))
     log_exposure = float(model.exposures(torch.tensor([t], device=device)))
 
     def through_tone(irradiance: Tensor) -> Tensor:
@@ -268,10 +273,11 @@ class FidelityGuard:
         frame = self.frames[t]
         return torch.from_numpy(frame.astype(np.float32) / np.float32(np.iinfo(frame.dtype).max))
 
-    def __call__(self, t: int, camera: bool) -> np.ndarray:
-        """The guarded frame ``t``: pixel values with ``camera``, else scene irradiance; float32 [H, W, 3]."""
+    def __call__(self, t: int, camera: bool, sharp_irradiance: np.ndarray | None = None) -> np.ndarray:
+        """The guarded frame ``t``: pixel values with ``camera``, else scene irradiance; float32 [H, W, 3].
+        ``sharp_irradiance``: the model's render of the frame, when the caller has it (else rendered here)."""
         observed = self.input_frame(t)
-        renders = render_through_camera(self.model, t, self.rc.chunk, observed)
+        renders = render_through_camera(self.model, t, self.rc.chunk, observed, sharp_irradiance)
         if self.model.blur is not None and self._blur_loss is None:
             detail = np.array([detail_energy(self.input_frame(i).numpy(), self.rc.fidelity_detail_px) for i in range(len(self.frames))])
             self._blur_loss = blur_loss(detail, self.rc.fidelity_neighbours)

@@ -24,7 +24,8 @@ from vidcam.errors import VidcamError
 from vidcam.io.images import read_png
 from vidcam.io.encode import write_hdr10_video, write_sdr_video
 from vidcam.models.model import VidcamModel
-from vidcam.rendering import Evaluate, display_clip, render_clip, through_camera, to_uint8
+from vidcam.fast_render import AtlasOverride, rendered_frames
+from vidcam.rendering import Evaluate, display_clip, to_uint8
 from vidcam.run import Run, open_run
 from vidcam.runlock import note_if_unfinished, reading_run, refuse_existing
 
@@ -105,10 +106,12 @@ def render_edited(run: Run, layer: int, atlas_png: str | Path) -> EditResult:
     """Every frame of the run re-rendered with ``atlas_png`` as layer ``layer``'s atlas (no files written)."""
     layout, texture = load_edit(run, layer, Path(atlas_png))
     irradiance = edited_irradiance(run.model, layout, texture)
-    if run.operator == "camera":
-        recorded = render_clip(run.model, run.chunk, through_camera(run.model, irradiance), "edit")
-        return EditResult(to_uint8(recorded), None)
-    hdr = render_clip(run.model, run.chunk, irradiance, "edit") * run.hdr_scale
+    override = AtlasOverride(layout.layer, layout.normalised, texture)
+    camera = run.operator == "camera"
+    frames = np.stack(list(rendered_frames(run.model, run.cfg.render, camera, override, irradiance, "edit")))
+    if camera:
+        return EditResult(to_uint8(frames), None)
+    hdr = frames * run.hdr_scale
     return EditResult(display_clip(hdr, run.operator), hdr)
 
 

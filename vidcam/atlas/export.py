@@ -16,7 +16,7 @@ plus ``contact_sheet.png`` (input frames, per-layer alpha and colour, the atlase
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import cv2
@@ -41,7 +41,9 @@ from vidcam.io.video import read_video
 from vidcam.io.encode import write_sdr_video
 from vidcam.models.model import VidcamModel
 from vidcam.plots import image_grid
-from vidcam.rendering import in_chunks, render_clip, render_frame, render_frames, through_camera, to_uint8
+from vidcam.fast_render import FastScene, FastSettings, rendered_frames
+from vidcam.progress import progress
+from vidcam.rendering import in_chunks, render_frame, render_frames, to_uint8
 from vidcam.run import ATLAS_DIR, Run, open_run
 from vidcam.runlock import note_if_unfinished, reading_run, refuse_existing
 
@@ -86,7 +88,7 @@ def clip_frames(run: Run) -> np.ndarray:
             clip = None
         if clip is not None and clip.frames.shape[:3] == (frame.n_frames, frame.height, frame.width):
             return clip.frames if clip.frames.dtype == np.uint8 else to_uint8(clip.frames_float())
-    return to_uint8(render_clip(run.model, run.chunk, through_camera(run.model), "frames"))
+    return to_uint8(np.stack(list(rendered_frames(run.model, run.cfg.render, camera=True, desc="frames"))))
 
 
 def alpha_frames(run: Run, layer: int) -> Iterator[np.ndarray]:
@@ -96,8 +98,23 @@ def alpha_frames(run: Run, layer: int) -> Iterator[np.ndarray]:
     def weight(xy: Tensor, t: Tensor) -> Tensor:
         return scene.layer_weights(xy, t)[:, layer : layer + 1]
 
-    for alpha in render_frames(run.model, run.chunk, weight, f"layer {layer} alpha"):
+    for alpha in _frames_of(run, weight, lambda fast, t: fast.weights(t)[:, layer : layer + 1], f"layer {layer} alpha"):
         yield np.repeat(to_uint8(alpha), 3, axis=2)
+
+
+def _frames_of(
+    run: Run, exact: Callable[[Tensor, Tensor], Tensor], fast: Callable[[FastScene, int], Tensor], desc: str
+) -> Iterator[np.ndarray]:
+    """Per frame [H,W,C]: ``fast(scene, t)`` [H*W,C] with the fast renderer when the run's settings
+    pick it, else the exact per-pixel ``exact(xy, t)``."""
+    rc = run.cfg.render
+    if not rc.fast:
+        yield from render_frames(run.model, run.chunk, exact, desc)
+        return
+    scene = FastScene(run.model, FastSettings.from_config(rc), rc.chunk)
+    for t in progress(range(run.model.frame.n_frames), desc, unit="frame", leave=False):
+        with torch.no_grad():
+            yield fast(scene, t).view(*scene.shape, -1).float().cpu().numpy()
 
 
 def checkerboard(uv: np.ndarray, layout: AtlasLayout, squares: int) -> np.ndarray:
@@ -120,8 +137,11 @@ def mapping_frames(run: Run, layout: AtlasLayout, frames: np.ndarray) -> Iterato
     def evaluate(xy: Tensor, t: Tensor) -> Tensor:
         return torch.cat([scene.uv(xy, t)[layer], scene.layer_weights(xy, t)[:, layer : layer + 1]], dim=1)
 
+    def evaluate_fast(fast: FastScene, t: int) -> Tensor:
+        return torch.cat([fast.uv(t)[layer], fast.weights(t)[:, layer : layer + 1]], dim=1)
+
     squares = run.cfg.atlas.checker_squares
-    for t, out in enumerate(render_frames(run.model, run.chunk, evaluate, f"layer {layer} mapping")):
+    for t, out in enumerate(_frames_of(run, evaluate, evaluate_fast, f"layer {layer} mapping")):
         weight = out[..., 2:3]
         yield to_uint8(weight * checkerboard(out[..., :2], layout, squares) + (1 - weight) * frames[t] / 255.0)
 
@@ -153,9 +173,17 @@ def _layer_rows(run: Run, times: list[int]) -> list[list[Tile]]:
         contribution = out["weights"][..., None] * out["layer_irradiance"]  # [B,L,3]
         return torch.cat([out["weights"], contribution.flatten(1)], dim=1)
 
+    fast = FastScene(model, FastSettings.from_config(run.cfg.render), run.chunk) if run.cfg.render.fast else None
+
+    @torch.no_grad()
+    def evaluate_fast(t: int) -> np.ndarray:
+        weights, uv = fast.weights(t), fast.uv(t)
+        contribution = [weights[:, k : k + 1] * fast.layer_irradiance(k, uv[k]) for k in range(n_layers)]
+        return torch.cat([weights, *contribution], dim=1).view(*fast.shape, -1).float().cpu().numpy()
+
     rows: list[list[Tile]] = [[] for _ in range(2 * n_layers)]
     for t in times:
-        out = render_frame(model, t, run.chunk, evaluate)
+        out = render_frame(model, t, run.chunk, evaluate) if fast is None else evaluate_fast(t)
         for layer in range(n_layers):
             colour = out[..., n_layers + 3 * layer : n_layers + 3 * layer + 3]
             rows[2 * layer].append((to_uint8(out[..., layer]), f"layer {layer} alpha t={t}"))

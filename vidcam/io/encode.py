@@ -357,16 +357,20 @@ def write_hdr10_video(
     peak_nits: float = 1000.0,
     crf: int = 16,
     audio_from: Path | None = None,
+    light_levels: tuple[int, int] | None = None,
 ) -> None:
     """HDR10 HEVC Main10 (BT.2020, PQ, limited range) from linear BT.709 RGB; 1.0 = ``white_nits``.
 
-    MaxCLL / MaxFALL are measured when ``frames_linear`` is an array; for a stream of frames
-    they are declared as (``peak_nits``, ``white_nits``).
+    MaxCLL / MaxFALL: ``light_levels`` when given (a stream's, measured beforehand), else measured
+    when ``frames_linear`` is an array; for a stream of frames they are declared as
+    (``peak_nits``, ``white_nits``).
     """
     if not 0 < white_nits <= peak_nits <= PQ_MAX_NITS:
         limits = f"0 < white_nits <= peak_nits <= {PQ_MAX_NITS:g}"
         raise VidcamError(f"HDR10 needs {limits}, got white_nits={white_nits}, peak_nits={peak_nits}")
-    if isinstance(frames_linear, np.ndarray):
+    if light_levels is not None:
+        light_levels = (min(round(light_levels[0]), round(peak_nits)), min(round(light_levels[1]), round(peak_nits)))
+    elif isinstance(frames_linear, np.ndarray):
         light_levels = _light_levels(frames_linear, white_nits, peak_nits)
     else:
         light_levels = (round(peak_nits), round(white_nits))
