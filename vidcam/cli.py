@@ -21,8 +21,11 @@ DEVICES = choices(Config, "device")
 EXPOSURE_FLAG = "--exposures"
 
 
-def _common_video_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("input", type=Path, help="video file")
+def _common_video_args(parser: argparse.ArgumentParser, many: bool = False) -> None:
+    if many:
+        parser.add_argument("input", type=Path, nargs="+", help="video files, or folders of them")
+    else:
+        parser.add_argument("input", type=Path, help="video file")
     parser.add_argument("--start-frame", type=int, help="first frame to use")
     parser.add_argument("--max-frames", type=int, help="use at most this many frames")
     parser.add_argument("--max-side", type=int, help="downscale so the longest side is at most this")
@@ -46,9 +49,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     enhance = sub.add_parser("enhance", help="fit the model to a clip and render it without the camera's flaws")
-    _common_video_args(enhance)
+    _common_video_args(enhance, many=True)
     _config_args(enhance)
-    enhance.add_argument("-o", "--output", type=Path, help="output folder (default: <input stem>_vidcam beside the input)")
+    enhance.add_argument(
+        "-o", "--output", type=Path, help="output folder (default: <input stem>_vidcam beside the input; several inputs: OUTPUT/<stem>)"
+    )
+    enhance.add_argument("--ray-address", help="run clips and windows on this Ray cluster (default: a local Ray, if installed)")
     enhance.add_argument("--mode", choices=choices(Config, "mode"), help="auto picks hdr when brightness alternates")
     enhance.add_argument("--exposures", help="exposure times: a cyclic pattern like 1,4, one per frame, or a file")
     enhance.add_argument("--ev", action="store_true", default=None, help="--exposures are EV (log2) values")
@@ -106,6 +112,7 @@ FLAG_SETTINGS = {
     "masks": "masks",
     "steps": "train.steps",
     "time_budget": "train.time_budget",
+    "ray_address": "parallel.ray_address",
     "crf": "render.crf",
     "tonemap": "render.tonemap",
     "compare": "render.compare",
@@ -129,22 +136,27 @@ def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run_enhance(args: argparse.Namespace) -> None:
-    from vidcam.pipeline import enhance, load_run_config
-    from vidcam.run import ATLAS_DIR, CONFIG_NAME, default_outdir
+    from vidcam.batch import enhance_all, expand_inputs, output_folders
+    from vidcam.pipeline import load_run_config
+    from vidcam.run import ATLAS_DIR, CONFIG_NAME
 
-    _require_file(args.input)
+    inputs = expand_inputs(args.input)
+    outdirs = output_folders(inputs, args.output)
     overrides = overrides_from_args(args)
-    outdir = args.output or default_outdir(args.input)
-    if args.resume and (outdir / CONFIG_NAME).is_file():
-        cfg = load_run_config(outdir, overrides)
-    else:
-        cfg = load_config(args.preset, args.config, overrides)
-    report = enhance(args.input, outdir, cfg, resume=args.resume)
-    if cfg.render.export_atlas:
-        from vidcam.atlas import export_atlas
+    cfgs = [
+        load_run_config(outdir, overrides)
+        if args.resume and (outdir / CONFIG_NAME).is_file()
+        else load_config(args.preset, args.config, overrides)
+        for outdir in outdirs
+    ]
+    reports = enhance_all(inputs, outdirs, cfgs, resume=args.resume)
+    for outdir, cfg, report in zip(outdirs, cfgs, reports):
+        if cfg.render.export_atlas and report.windows is None:  # a windowed run has one model per window
+            from vidcam.atlas import export_atlas
 
-        export_atlas(outdir, outdir / ATLAS_DIR, cfg.device)
-    print(f"wrote {outdir} ({report.mode}, {report.steps} steps)")
+            export_atlas(outdir, outdir / ATLAS_DIR, cfg.device)
+        windows = f", {len(report.windows['windows'])} windows" if report.windows else ""
+        print(f"wrote {outdir} ({report.mode}, {report.steps} steps{windows})")
 
 
 def run_info(args: argparse.Namespace) -> None:

@@ -52,11 +52,17 @@ def prepare(
     log(f"mode: {plan.mode} ({'exposure ' + plan.describe_exposures() if plan.mode == 'hdr' else 'single exposure'})")
     if not resume:
         save_config(cfg, outdir / run_folder.CONFIG_NAME)
+    return analyse(clip, frames, plan, cfg, device, outdir / run_folder.CACHE_DIR, timer)
 
+
+def analyse(
+    clip: Clip, frames: np.ndarray, plan: RunPlan, cfg: Config, device: torch.device, cache_dir: Path, timer: StageTimer
+) -> Prepared:
+    """Flow and the foreground mask of decoded frames (a whole clip, or one temporal window of it)."""
     backend = resolve_backend(cfg.flow)
     with timer.stage("flow"):
         exposures = np.exp(plan.initial_log_exposure) if plan.mode == "hdr" else None
-        flows = compute_flows(frames, cfg.flow, device, exposures, outdir / run_folder.CACHE_DIR, backend=backend)
+        flows = compute_flows(frames, cfg.flow, device, exposures, cache_dir, backend=backend)
     foreground = None
     if cfg.scene.layers > 1:
         foreground = load_masks(Path(cfg.masks), clip) if cfg.masks else foreground_from_motion(flows, cfg.motion)

@@ -138,6 +138,7 @@ class Report:
     tonemap: str | None = None  # the SDR operator of enhanced.mp4: camera | aces | reinhard
     hdr_scale: float | None = None  # linear scale applied before the operator (HDR frames' units)
     timings: dict[str, float] = field(default_factory=dict)  # wall seconds per stage
+    windows: dict[str, Any] | None = None  # windowed runs: the windows, per-border gains, seam flicker
     crf: dict[str, list[float]] = field(default_factory=dict)  # learned response samples
     config: dict[str, Any] = field(default_factory=dict)  # the run's settings
 
