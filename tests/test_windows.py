@@ -117,3 +117,22 @@ def test_resume_skips_finished_windows_and_gives_the_same_output(windowed_run, c
     assert tasks[1]["steps"] == WINDOWED["train.steps"]  # continued from its finished checkpoint, no new steps
     for exr in sorted((outdir / "hdr").glob("*.exr")):
         assert np.array_equal(read_exr(exr), read_exr(copy / "hdr" / exr.name)), exr.name
+
+
+def test_inputs_folders_and_output_folders(tmp_path):
+    from vidcam.batch import expand_inputs, output_folders
+
+    (tmp_path / "clips").mkdir()
+    for name in ("b.mp4", "a.MOV", "notes.txt"):
+        (tmp_path / "clips" / name).write_bytes(b"")
+    inputs = expand_inputs([tmp_path / "clips"])
+    assert [p.name for p in inputs] == ["a.MOV", "b.mp4"]
+    assert output_folders(inputs, tmp_path / "out") == [tmp_path / "out" / "a", tmp_path / "out" / "b"]
+    assert output_folders(inputs[:1], tmp_path / "out") == [tmp_path / "out"]
+    with pytest.raises(VidcamError, match="share an output folder"):
+        output_folders([tmp_path / "x" / "a.mp4", tmp_path / "y" / "a.mp4"], tmp_path / "out")
+    with pytest.raises(VidcamError, match="file not found"):
+        expand_inputs([tmp_path / "missing.mp4"])
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(VidcamError, match="no video files"):
+        expand_inputs([tmp_path / "empty"])

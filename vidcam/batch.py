@@ -2,32 +2,40 @@
 
 A clip of at most ``windows.frames`` frames is one task: the whole-clip fit of vidcam.pipeline,
 exactly as a single ``vidcam enhance`` runs it. A longer clip is decoded and planned here, its
-windows become tasks (vidcam.windows.fit_window), and once they are done it is joined and written
+windows become tasks (``fit_window``), and once they are done it is joined and written
 here. All tasks of all clips go to vidcam.parallel together, so two GPUs fit two windows at once.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import torch
 
 from vidcam import run as run_folder
 from vidcam.config import Config, save_config
 from vidcam.errors import VidcamError
 from vidcam.export import side_by_side, write_exr_sequence, write_png_sequence
+from vidcam.io.atomic import atomic_path, atomic_write_text
 from vidcam.io.encode import write_hdr10_video, write_sdr_video
 from vidcam.io.video import Clip, probe, read_video
 from vidcam.log import log
 from vidcam.parallel import Task, run_tasks
+from vidcam.pipeline import analyse, build, enhance
 from vidcam.plan import RunPlan, resolve
-from vidcam.rendering import display_clip, exposure_scale, to_uint8
-from vidcam.run import Report, StageTimer, audio_source, default_outdir, prepare_outdir
+from vidcam.rendering import display_clip, exposure_scale, render_clip, through_camera, to_uint8
+from vidcam.run import CHECKPOINT_NAME, Report, StageTimer, audio_source, default_outdir, pick_device, prepare_outdir
+from vidcam.threads import apply_threads
+from vidcam.training.trainer import Trainer
 from vidcam.windows import (
+    WINDOW_DONE,
+    WINDOW_RENDER,
     Window,
     chained_gains,
-    fit_window,
     join_windows,
     load_window_render,
     seam_flicker,
@@ -92,8 +100,6 @@ def frames_used(input_path: Path, cfg: Config) -> int:
 
 def plan_job(input_path: Path, outdir: Path, cfg: Config, resume: bool) -> ClipJob:
     """The tasks of one clip: the whole-clip fit, or (long clips) one per window."""
-    from vidcam.pipeline import enhance
-
     windows = split_windows(frames_used(input_path, cfg), cfg.windows.frames, cfg.windows.overlap)
     if len(windows) == 1:
         return ClipJob(input_path, outdir, cfg, resume, windows, [(enhance, (input_path, outdir, cfg, resume))])
@@ -179,6 +185,44 @@ def finish_job(job: ClipJob, results: list) -> Report:
     )
     report.write(job.outdir)
     return report
+
+
+def fit_window(clip: Clip, plan: RunPlan, cfg: Config, folder: Path, cache_dir: Path, resume: bool) -> dict[str, Any]:
+    """Prepare, build, train and render one window (a Ray task or a plain call); returns its summary.
+
+    A window whose summary exists is done and is not touched again; an interrupted one continues
+    from its checkpoint.
+    """
+    folder = Path(folder)
+    done = folder / WINDOW_DONE
+    if done.is_file():
+        return json.loads(done.read_text()) | {"skipped": True}
+    folder.mkdir(parents=True, exist_ok=True)
+    device = pick_device(cfg.device)
+    threads = apply_threads(cfg.threads)
+    timer = StageTimer()
+    prepared = analyse(clip, clip.frames_float(), plan, cfg, device, Path(cache_dir), timer)
+    model, data = build(cfg, prepared, device)
+    trainer = Trainer(cfg, plan, model, data, folder / CHECKPOINT_NAME)
+    with timer.stage("train"):
+        history = trainer.fit(resume)
+    model.eval()
+    with timer.stage("render"):
+        evaluate = through_camera(model) if plan.operator == "camera" else None
+        rendered = render_clip(model, cfg.render.chunk, evaluate, desc=f"render {folder.name}")
+    with atomic_path(folder / WINDOW_RENDER) as tmp, open(tmp, "wb") as handle:
+        np.save(handle, rendered.astype(np.float32))
+    summary = {
+        "steps": trainer.step,
+        "threads": threads,
+        "device": str(device),
+        "timings": timer.seconds,
+        "final_losses": history[-1] if history else {},
+        "learned_exposures": model.exposures.all().exp().detach().cpu().tolist(),
+        "cuda_max_memory_allocated": torch.cuda.max_memory_allocated(device) if device.type == "cuda" else None,
+    }
+    atomic_write_text(done, json.dumps(summary, indent=2))
+    return summary | {"skipped": False}
 
 
 def enhance_all(inputs: list[Path], outdirs: list[Path], cfgs: list[Config], resume: bool = False) -> list[Report]:

@@ -1,9 +1,9 @@
 """Temporal windows: a long clip fitted as overlapping windows, each its own model, joined without seams.
 
-Each window is prepared, built and trained by vidcam.pipeline's own steps on its frames (the plan
-is resolved once over the whole clip, so every window keeps the clip's exposure pattern) and
-checkpoints into ``windows/wNNN/`` of the run folder; a finished window leaves its render there,
-so ``--resume`` skips it. The join happens in linear irradiance: each window's absolute scale is
+Each window is prepared, built and trained by the pipeline's own steps on its frames
+(vidcam.batch.fit_window; the plan is resolved once over the whole clip, so every window keeps the
+clip's exposure pattern) and checkpoints into ``windows/wNNN/`` of the run folder; a finished window
+leaves its render there, so ``--resume`` skips it. The join happens in linear irradiance: each window's absolute scale is
 arbitrary, so the gain between neighbours is measured on the frames they share (median log
 luminance ratio) and chained from the first window; the overlapping frames are blended with
 weights ramping across the overlap; one exposure scale and one tone curve are then applied to the
@@ -13,17 +13,13 @@ change of the SDR output at borders against elsewhere) goes into ``report.window
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from vidcam.config import Config
 from vidcam.errors import VidcamError
-from vidcam.io.atomic import atomic_path, atomic_write_text
 from vidcam.io.video import Clip
 from vidcam.plan import RunPlan
 from vidcam.rendering import LUMA_709
@@ -78,60 +74,11 @@ def window_plan(plan: RunPlan, window: Window) -> RunPlan:
     return replace(plan, log_exposure=plan.log_exposure[window.start : window.end])
 
 
-# ----------------------------------------------------------------------------- one window
-
-
-def fit_window(clip: Clip, plan: RunPlan, cfg: Config, folder: Path, cache_dir: Path, resume: bool) -> dict[str, Any]:
-    """Prepare, build, train and render one window (a Ray task or a plain call); returns its summary.
-
-    A window whose summary exists is done and is not touched again; an interrupted one continues
-    from its checkpoint.
-    """
-    import torch
-
-    from vidcam.pipeline import analyse, build
-    from vidcam.rendering import render_clip, through_camera
-    from vidcam.run import CHECKPOINT_NAME, StageTimer, pick_device
-    from vidcam.threads import apply_threads
-    from vidcam.training.trainer import Trainer
-
-    folder = Path(folder)
-    done = folder / WINDOW_DONE
-    if done.is_file():
-        return json.loads(done.read_text()) | {"skipped": True}
-    folder.mkdir(parents=True, exist_ok=True)
-    device = pick_device(cfg.device)
-    threads = apply_threads(cfg.threads)
-    timer = StageTimer()
-    prepared = analyse(clip, clip.frames_float(), plan, cfg, device, Path(cache_dir), timer)
-    model, data = build(cfg, prepared, device)
-    trainer = Trainer(cfg, plan, model, data, folder / CHECKPOINT_NAME)
-    with timer.stage("train"):
-        history = trainer.fit(resume)
-    model.eval()
-    with timer.stage("render"):
-        evaluate = through_camera(model) if plan.operator == "camera" else None
-        rendered = render_clip(model, cfg.render.chunk, evaluate, desc=f"render {folder.name}")
-    with atomic_path(folder / WINDOW_RENDER) as tmp, open(tmp, "wb") as handle:
-        np.save(handle, rendered.astype(np.float32))
-    summary = {
-        "steps": trainer.step,
-        "threads": threads,
-        "device": str(device),
-        "timings": timer.seconds,
-        "final_losses": history[-1] if history else {},
-        "learned_exposures": model.exposures.all().exp().detach().cpu().tolist(),
-        "cuda_max_memory_allocated": torch.cuda.max_memory_allocated(device) if device.type == "cuda" else None,
-    }
-    atomic_write_text(done, json.dumps(summary, indent=2))
-    return summary | {"skipped": False}
+# ----------------------------------------------------------------------------- joining
 
 
 def load_window_render(outdir: Path, window: Window) -> np.ndarray:
     return np.load(window_folder(outdir, window) / WINDOW_RENDER, mmap_mode="r")
-
-
-# ----------------------------------------------------------------------------- joining
 
 
 def overlap_gain(left: np.ndarray, right: np.ndarray) -> float:
