@@ -71,6 +71,7 @@ def test_seam_flicker_sees_a_jump_at_a_border():
     assert seam_flicker(steady, windows)["border"] == 0
     flicker = seam_flicker(jump, windows)
     assert flicker["border"] == pytest.approx(40 / 3) and flicker["elsewhere"] == 0
+    assert flicker["brightness_border"] == pytest.approx(40 / 3) and flicker["brightness_elsewhere"] == 0
 
 
 @pytest.fixture(scope="module")

@@ -95,7 +95,9 @@ def main(argv: list[str] | None = None) -> int:
         for clip, f in r["flicker"].items():
             naive = r["flicker_naive"][clip]
             print(f"  {clip}: seam flicker border {f['border']:.3f} elsewhere {f['elsewhere']:.3f} "
-                  f"(naive hard cut: border {naive['border']:.3f}); border gains "
+                  f"(naive hard cut: border {naive['border']:.3f}); mean brightness change border "
+                  f"{f['brightness_border']:.3f} elsewhere {f['brightness_elsewhere']:.3f}"
+                  f" (naive {naive['brightness_border']:.3f}); border gains "
                   + ", ".join(f"{g:.3f}" for g in r["border_gains"][clip]))
     one = next((r for r in results if r["workers"] == 1), results[0])
     n_windows = len(one["window_s"])

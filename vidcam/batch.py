@@ -146,7 +146,8 @@ def finish_job(job: ClipJob, results: list) -> Report:
         del naive, naive_sdr
     log(
         f"{job.input_path.name}: seam flicker (mean |frame-to-frame change|, 0-255) at borders {flicker['border']:.3f}, "
-        f"elsewhere {flicker['elsewhere']:.3f}; hard cut without alignment: {naive_flicker['border']:.3f}"
+        f"elsewhere {flicker['elsewhere']:.3f}; hard cut without alignment: {naive_flicker['border']:.3f}; "
+        f"mean brightness change at borders {flicker['brightness_border']:.3f}, elsewhere {flicker['brightness_elsewhere']:.3f}"
     )
     audio = audio_source(job.input_path, clip.info.has_audio, cfg.io.start_frame)
     with timer.stage("encode"):
@@ -198,6 +199,8 @@ def fit_window(clip: Clip, plan: RunPlan, cfg: Config, folder: Path, cache_dir: 
     if done.is_file():
         return json.loads(done.read_text()) | {"skipped": True}
     folder.mkdir(parents=True, exist_ok=True)
+    if not clip.frames.flags.writeable:  # Ray hands task arguments over read-only; torch wants to own them
+        clip = Clip(clip.frames.copy(), clip.fps, clip.info, clip.frame_indices)
     device = pick_device(cfg.device)
     threads = apply_threads(cfg.threads)
     timer = StageTimer()

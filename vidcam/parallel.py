@@ -18,6 +18,7 @@ from typing import Any
 from vidcam.config import Config
 from vidcam.errors import VidcamError
 from vidcam.log import log
+from vidcam.progress import is_quiet
 
 Task = tuple[Callable[..., Any], tuple[Any, ...]]  # a picklable top-level function and its arguments
 
@@ -51,12 +52,16 @@ def run_tasks(tasks: Sequence[Task], cfg: Config) -> list[Any]:
     return _run_on_ray(tasks, cfg)
 
 
-def _in_worker(threads: int, function: Callable[..., Any], *args: Any) -> Any:
-    """Body of a Ray task: fixed torch threads, so the result matches an in-process run with them."""
+def _in_worker(threads: int, quiet: bool, function: Callable[..., Any], *args: Any) -> Any:
+    """Body of a Ray task: fixed torch threads, so the result matches an in-process run with them,
+    and the driver's ``--quiet``."""
     import torch
+
+    from vidcam.progress import set_quiet
 
     os.environ["OMP_NUM_THREADS"] = str(threads)
     torch.set_num_threads(threads)
+    set_quiet(quiet)
     return function(*args)
 
 
@@ -78,7 +83,7 @@ def _run_on_ray(tasks: Sequence[Task], cfg: Config) -> list[Any]:
         resources = {"num_gpus": 1, "num_cpus": 1} if gpus else {"num_cpus": pc.cpus_per_task}
         threads = int(resources["num_cpus"]) if cfg.threads is None else cfg.threads
         remote = ray.remote(max_retries=pc.max_retries, **resources)(_in_worker)
-        handles = [remote.remote(threads, function, *args) for function, args in tasks]
+        handles = [remote.remote(threads, is_quiet(), function, *args) for function, args in tasks]
         try:
             return ray.get(handles)
         except ray.exceptions.RayTaskError as exc:

@@ -141,13 +141,25 @@ def border_pairs(windows: list[Window]) -> np.ndarray:
 
 
 def seam_flicker(sdr: np.ndarray, windows: list[Window]) -> dict[str, float]:
-    """Mean absolute frame-to-frame change of the 8-bit output (0-255) at window borders and elsewhere."""
+    """Frame-to-frame change of the 8-bit output (0-255) at window borders and elsewhere: per pixel
+    (``border``, ``elsewhere``: mean absolute change, motion included) and of the frame's mean
+    brightness (``brightness_border``, ``brightness_elsewhere``: the jump a seam would make)."""
     frames = sdr.astype(np.float32)
     change = np.abs(np.diff(frames, axis=0)).mean(axis=(1, 2, 3))
+    brightness = np.abs(np.diff(frames.mean(axis=(1, 2, 3))))
     at_border = border_pairs(windows)
-    border = float(change[at_border].mean()) if at_border.any() else float("nan")
-    elsewhere = float(change[~at_border].mean()) if (~at_border).any() else float("nan")
-    return {"border": border, "elsewhere": elsewhere, "ratio": border / elsewhere if elsewhere > 0 else float("nan")}
+
+    def mean(values: np.ndarray, where: np.ndarray) -> float:
+        return float(values[where].mean()) if where.any() else float("nan")
+
+    border, elsewhere = mean(change, at_border), mean(change, ~at_border)
+    return {
+        "border": border,
+        "elsewhere": elsewhere,
+        "ratio": border / elsewhere if elsewhere > 0 else float("nan"),
+        "brightness_border": mean(brightness, at_border),
+        "brightness_elsewhere": mean(brightness, ~at_border),
+    }
 
 
 def windows_summary(windows: list[Window], gains: list[float], flicker: dict, naive: dict, tasks: list[dict]) -> dict:
