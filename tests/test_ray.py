@@ -17,7 +17,10 @@ from vidcam.testing import synthetic
 pytestmark = pytest.mark.skipif(not ray_installed(), reason="Ray is not installed (pip install 'vidcam[ray]')")
 
 # One short clip (one task: the whole-clip fit) and one of 10 frames in two windows: three tasks.
-RUN = {"windows.frames": 6, "windows.overlap": 2, "train.steps": 40, "train.bootstrap_steps": 10, "threads": 1}
+# No time budget: it would make the schedule depend on wall time, so no two runs would match.
+RUN = {
+    "windows.frames": 6, "windows.overlap": 2, "train.steps": 40, "train.bootstrap_steps": 10, "train.time_budget": None, "threads": 1
+}
 CLUSTER = {"parallel.backend": "ray", "parallel.num_cpus": 2}
 
 

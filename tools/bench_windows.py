@@ -47,7 +47,7 @@ def run(clips: list[Path], out: Path, workers: int, args: argparse.Namespace) ->
         "--set", "parallel.backend=ray", "--set", f"parallel.num_cpus={workers}"]
     command = [
         sys.executable, "-m", "vidcam", "enhance", *map(str, clips), "-o", str(out), "--preset", "fast",
-        "--steps", str(args.steps), "--device", "cpu", "--flow", "dis", "-q", "--set", "threads=1",
+        "--steps", str(args.steps), "--set", "train.time_budget=null", "--device", "cpu", "--flow", "dis", "-q", "--set", "threads=1",
         "--set", f"windows.frames={args.window}", "--set", f"windows.overlap={args.overlap}", *parallel,
     ]
     env = os.environ | {"OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO_ROOT)}
