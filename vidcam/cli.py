@@ -25,8 +25,11 @@ RENDER_NEGATIVE_FLAGS = ("--ev", "--frames")  # render options whose values may 
 RENDER_TONEMAPS = tuple(name for name in choices(RenderConfig, "tonemap") if name != "auto")
 
 
-def _common_video_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("input", type=Path, help="video file")
+def _common_video_args(parser: argparse.ArgumentParser, many: bool = False) -> None:
+    if many:
+        parser.add_argument("input", type=Path, nargs="+", help="video files, or folders of them")
+    else:
+        parser.add_argument("input", type=Path, help="video file")
     parser.add_argument("--start-frame", type=int, help="first frame to use")
     parser.add_argument("--max-frames", type=int, help="use at most this many frames")
     parser.add_argument("--max-side", type=int, help="downscale so the longest side is at most this")
@@ -50,9 +53,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     enhance = sub.add_parser("enhance", help="fit the model to a clip and render it without the camera's flaws")
-    _common_video_args(enhance)
+    _common_video_args(enhance, many=True)
     _config_args(enhance)
-    enhance.add_argument("-o", "--output", type=Path, help="output folder (default: <input stem>_vidcam beside the input)")
+    enhance.add_argument(
+        "-o", "--output", type=Path, help="output folder (default: <input stem>_vidcam beside the input; several inputs: OUTPUT/<stem>)"
+    )
+    enhance.add_argument("--ray-address", help="run clips and windows on this Ray cluster (default: a local Ray, if installed)")
     enhance.add_argument("--mode", choices=choices(Config, "mode"), help="auto picks hdr when brightness alternates")
     enhance.add_argument("--exposures", help="exposure times: a cyclic pattern like 1,4, one per frame, or a file")
     enhance.add_argument("--ev", action="store_true", default=None, help="--exposures are EV (log2) values")
@@ -127,6 +133,7 @@ FLAG_SETTINGS = {
     "masks": "masks",
     "steps": "train.steps",
     "time_budget": "train.time_budget",
+    "ray_address": "parallel.ray_address",
     "crf": "render.crf",
     "tonemap": "render.tonemap",
     "compare": "render.compare",
@@ -150,13 +157,13 @@ def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run_enhance(args: argparse.Namespace) -> None:
-    from vidcam.api import enhance
-    from vidcam.run import default_outdir
+    from vidcam.api import enhance_clips
 
-    outdir = args.output or default_outdir(args.input)
-    settings = overrides_from_args(args)
-    report = enhance(args.input, outdir, preset=args.preset, config=args.config, resume=args.resume, settings=settings)
-    print(f"wrote {outdir} ({report.mode}, {report.steps} steps)")
+    for outdir, report in enhance_clips(
+        args.input, args.output, preset=args.preset, config=args.config, resume=args.resume, settings=overrides_from_args(args)
+    ):
+        windows = f", {len(report.windows['windows'])} windows" if report.windows else ""
+        print(f"wrote {outdir} ({report.mode}, {report.steps} steps{windows})")
 
 
 def run_info(args: argparse.Namespace) -> None:

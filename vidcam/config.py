@@ -238,6 +238,26 @@ class AtlasConfig:
 
 
 @dataclass
+class WindowsConfig:
+    """Temporal windows (vidcam.windows): a long clip is fitted as overlapping windows, each its own
+    model, joined in linear irradiance with one exposure scale and tone curve."""
+
+    frames: int = 100  # frames per window; a clip of at most this many frames is one window (the whole-clip fit)
+    overlap: int = 12  # frames neighbouring windows share: blended across, and their exposures aligned on them
+
+
+@dataclass
+class ParallelConfig:
+    """Where clips and windows run (vidcam.parallel): in this process, or as Ray tasks."""
+
+    backend: Literal["auto", "ray", "local"] = "auto"  # auto: Ray when installed and there are 2+ tasks
+    ray_address: str | None = None  # join this Ray cluster (e.g. "ray://head:10001" or "auto"); None: a local one
+    num_cpus: int | None = None  # CPUs of the local Ray started without an address; None: all of this machine's
+    cpus_per_task: int = 1  # CPU workers: cores (and torch threads) per clip or window task
+    max_retries: int = 2  # a task whose worker dies is run again this many times
+
+
+@dataclass
 class Config:
     """Everything a run needs; ``auto`` values are decided per clip by :func:`vidcam.plan.resolve`."""
 
@@ -258,6 +278,8 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
     render: RenderConfig = field(default_factory=RenderConfig)
     atlas: AtlasConfig = field(default_factory=AtlasConfig)
+    windows: WindowsConfig = field(default_factory=WindowsConfig)
+    parallel: ParallelConfig = field(default_factory=ParallelConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from vidcam import run as run_folder
-from vidcam.config import Config, load_config, save_config
+from vidcam.config import Config, save_config
 from vidcam.errors import VidcamError
 from vidcam.export import write_run_outputs
 from vidcam.flow.estimate import FlowBackend, compute_flows, resolve_backend
@@ -54,11 +54,17 @@ def prepare(
     plan = resolve(cfg, frames)
     log(f"mode: {plan.mode} ({'exposure ' + plan.describe_exposures() if plan.mode == 'hdr' else 'single exposure'})")
     save_config(cfg, outdir / run_folder.CONFIG_NAME)  # on resume: the saved one with the allowed changes
+    return analyse(clip, frames, plan, cfg, device, outdir / run_folder.CACHE_DIR, timer)
 
+
+def analyse(
+    clip: Clip, frames: np.ndarray, plan: RunPlan, cfg: Config, device: torch.device, cache_dir: Path, timer: StageTimer
+) -> Prepared:
+    """Flow and the foreground mask of decoded frames (a whole clip, or one temporal window of it)."""
     backend = resolve_backend(cfg.flow)
     with timer.stage("flow"):
         exposures = np.exp(plan.initial_log_exposure) if plan.mode == "hdr" else None
-        flows = compute_flows(frames, cfg.flow, device, exposures, outdir / run_folder.CACHE_DIR, backend=backend)
+        flows = compute_flows(frames, cfg.flow, device, exposures, cache_dir, backend=backend)
     foreground = None
     if cfg.scene.layers > 1:
         foreground = load_masks(Path(cfg.masks), clip) if cfg.masks else foreground_from_motion(flows, cfg.motion)
@@ -147,35 +153,3 @@ def _enhance_locked(input_path: Path, outdir: Path, cfg: Config, resume: bool) -
     report.audio = str(audio) if audio is not None else None
     write_run_outputs(outdir, model, prepared.clip, cfg, prepared.plan, history, trainer.z_range, report, timer, audio)
     return report
-
-
-# Settings a resume may change: how long to train, how to checkpoint and log, and how the
-# outputs are rendered and written. Anything else shaped what was trained (the frames, the
-# mode, the exposures, the model, the losses), so a resume refuses a different value.
-RESUME_MAY_CHANGE = ("train.steps", "train.time_budget", "train.checkpoint_", "train.log_every", "train.compile",
-                     "render.", "atlas.", "device", "threads")
-
-
-def _flatten(data: dict, prefix: str = "") -> dict:
-    flat = {}
-    for key, value in data.items():
-        if isinstance(value, dict):
-            flat.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
-
-
-def load_run_config(outdir: Path, overrides: dict) -> Config:
-    """The saved config of a run being resumed with the user's overrides on top; an override
-    that would change what was trained is refused (see RESUME_MAY_CHANGE)."""
-    saved = load_config(preset="", config_file=outdir / run_folder.CONFIG_NAME)
-    merged = load_config(preset="", config_file=outdir / run_folder.CONFIG_NAME, overrides=overrides)
-    before, after = _flatten(saved.to_dict()), _flatten(merged.to_dict())
-    for key, value in after.items():
-        if value != before.get(key) and not key.startswith(RESUME_MAY_CHANGE):
-            raise VidcamError(
-                f"--resume cannot change {key} (the run was trained with {before.get(key)!r}, given {value!r}); "
-                f"drop the flag or start a new run in another folder"
-            )
-    return merged

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from vidcam.config import Config
+from vidcam.config import Config, load_config
 from vidcam.errors import VidcamError
 from vidcam.io.atomic import atomic_write_text
 from vidcam.models.model import VidcamModel
@@ -134,6 +134,7 @@ class Report:
     tonemap: str | None = None  # the SDR operator of enhanced.mp4: camera | aces | reinhard
     hdr_scale: float | None = None  # linear scale applied before the operator (HDR frames' units)
     timings: dict[str, float] = field(default_factory=dict)  # wall seconds per stage
+    windows: dict[str, Any] | None = None  # windowed runs: the windows, per-border gains, seam flicker
     crf: dict[str, list[float]] = field(default_factory=dict)  # learned response samples
     config: dict[str, Any] = field(default_factory=dict)  # the run's settings
     fidelity: dict[str, Any] = field(default_factory=dict)  # per frame: re-render PSNR, confidence, frames kept from the input
@@ -222,3 +223,35 @@ def open_run(run_dir: str | Path, device: str | torch.device = "auto") -> Run:
             hdr_scale = exposure_scale(render_clip(model, cfg.render.chunk, desc="measure"), cfg.render.key)
     fps = Fraction(report.fps) if report is not None else DEFAULT_FPS
     return Run(folder, model, cfg, plan, state, report, hdr_scale, fps)
+
+
+# Settings a resume may change: how long to train, how to checkpoint and log, and how the
+# outputs are rendered and written. Anything else shaped what was trained (the frames, the
+# mode, the exposures, the model, the losses), so a resume refuses a different value.
+RESUME_MAY_CHANGE = ("train.steps", "train.time_budget", "train.checkpoint_", "train.log_every", "train.compile",
+                     "render.", "atlas.", "parallel.", "device", "threads")
+
+
+def _flatten(data: dict, prefix: str = "") -> dict:
+    flat = {}
+    for key, value in data.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def load_run_config(outdir: Path, overrides: dict) -> Config:
+    """The saved config of a run being resumed with the user's overrides on top; an override
+    that would change what was trained is refused (see RESUME_MAY_CHANGE)."""
+    saved = load_config(preset="", config_file=outdir / CONFIG_NAME)
+    merged = load_config(preset="", config_file=outdir / CONFIG_NAME, overrides=overrides)
+    before, after = _flatten(saved.to_dict()), _flatten(merged.to_dict())
+    for key, value in after.items():
+        if value != before.get(key) and not key.startswith(RESUME_MAY_CHANGE):
+            raise VidcamError(
+                f"--resume cannot change {key} (the run was trained with {before.get(key)!r}, given {value!r}); "
+                f"drop the flag or start a new run in another folder"
+            )
+    return merged

@@ -1,0 +1,257 @@
+"""``vidcam enhance a.mp4 b.mp4 folder/``: every clip, and every window of a long clip, as one task.
+
+A clip of at most ``windows.frames`` frames is one task: the whole-clip fit of vidcam.pipeline,
+exactly as a single ``vidcam enhance`` runs it. A longer clip is decoded and planned here, its
+windows become tasks (``fit_window``), and once they are done it is joined and written
+here. All tasks of all clips go to vidcam.parallel together, so two GPUs fit two windows at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from dataclasses import dataclass, field
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from vidcam import run as run_folder
+from vidcam.config import Config, save_config
+from vidcam.errors import VidcamError
+from vidcam.export import side_by_side
+from vidcam.io.images import write_exr, write_png
+from vidcam.io.atomic import atomic_path, atomic_write_text
+from vidcam.io.encode import write_hdr10_video, write_sdr_video
+from vidcam.io.video import Clip, probe, read_video
+from vidcam.log import log
+from vidcam.parallel import Task, run_tasks
+from vidcam.pipeline import analyse, build, enhance
+from vidcam.plan import RunPlan, resolve
+from vidcam.rendering import display_clip, exposure_scale, render_clip, through_camera, to_uint8
+from vidcam.run import CHECKPOINT_NAME, Report, StageTimer, audio_source, default_outdir, pick_device
+from vidcam.runlock import claim_run_folder, mark_complete
+from vidcam.threads import apply_threads
+from vidcam.training.trainer import Trainer
+from vidcam.windows import (
+    WINDOW_DONE,
+    WINDOW_RENDER,
+    Window,
+    chained_gains,
+    join_windows,
+    load_window_render,
+    seam_flicker,
+    split_windows,
+    window_clip,
+    window_folder,
+    window_plan,
+    windows_summary,
+)
+
+VIDEO_SUFFIXES = {".mp4", ".mov", ".mkv", ".avi", ".m4v", ".webm", ".mts"}
+
+
+def expand_inputs(paths: list[Path]) -> list[Path]:
+    """Files as given; a folder stands for the video files directly in it (sorted by name)."""
+    inputs: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            found = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES)
+            if not found:
+                raise VidcamError(f"folder {path} holds no video files ({', '.join(sorted(VIDEO_SUFFIXES))})")
+            inputs += found
+        elif path.is_file():
+            inputs.append(path)
+        else:
+            raise VidcamError(f"file not found: {path}")
+    return inputs
+
+
+def output_folders(inputs: list[Path], output: Path | None) -> list[Path]:
+    """One clip: ``output`` or ``<stem>_vidcam`` beside it; several: ``output/<stem>`` or beside each."""
+    if len(inputs) == 1:
+        return [output or default_outdir(inputs[0])]
+    folders = [output / path.stem if output else default_outdir(path) for path in inputs]
+    if len(set(folders)) < len(folders):
+        raise VidcamError("two inputs would share an output folder (same file name): give them different names")
+    return folders
+
+
+@dataclass
+class ClipJob:
+    input_path: Path
+    outdir: Path
+    cfg: Config
+    resume: bool
+    windows: list[Window]
+    tasks: list[Task]
+    clip: Clip | None = None  # windowed clips only: decoded here
+    plan: RunPlan | None = None
+    timer: StageTimer = field(default_factory=StageTimer)
+
+    @property
+    def windowed(self) -> bool:
+        return len(self.windows) > 1
+
+
+def frames_used(input_path: Path, cfg: Config) -> int:
+    info = probe(input_path)
+    available = max(info.n_frames - cfg.io.start_frame, 0)
+    return available if cfg.io.max_frames is None else min(cfg.io.max_frames, available)
+
+
+def plan_job(input_path: Path, outdir: Path, cfg: Config, resume: bool, locks: contextlib.ExitStack) -> ClipJob:
+    """The tasks of one clip: the whole-clip fit (which locks its own folder), or (long clips) one
+    per window, the folder locked in ``locks`` until the join is written."""
+    windows = split_windows(frames_used(input_path, cfg), cfg.windows.frames, cfg.windows.overlap)
+    if len(windows) == 1:
+        return ClipJob(input_path, outdir, cfg, resume, windows, [(enhance, (input_path, outdir, cfg, resume))])
+    locks.enter_context(claim_run_folder(outdir, resume))
+    job = ClipJob(input_path, outdir, cfg, resume, windows, [])
+    with job.timer.stage("decode"):
+        job.clip = read_video(input_path, cfg.io.start_frame, cfg.io.max_frames, cfg.io.max_side)
+    windows = split_windows(job.clip.n_frames, cfg.windows.frames, cfg.windows.overlap)  # decoded count is the truth
+    job.windows = windows
+    job.plan = resolve(cfg, job.clip.frames_float())
+    log(
+        f"{input_path.name}: {job.clip.n_frames} frames of {job.clip.width}x{job.clip.height} in {len(windows)} windows "
+        f"({', '.join(f'{w.start}-{w.end - 1}' for w in windows)}), mode {job.plan.mode}"
+    )
+    if not resume:
+        save_config(cfg, outdir / run_folder.CONFIG_NAME)
+    cache = outdir / run_folder.CACHE_DIR
+    job.tasks = [
+        (fit_window, (window_clip(job.clip, w), window_plan(job.plan, w), cfg, window_folder(outdir, w), cache, resume))
+        for w in windows
+    ]
+    return job
+
+
+def finish_job(job: ClipJob, results: list) -> Report:
+    """A whole-clip fit's report as it came; a windowed clip joined, written and reported."""
+    if not job.windowed:
+        return results[0]
+    clip, plan, cfg, rc, timer = job.clip, job.plan, job.cfg, job.cfg.render, job.timer
+    with timer.stage("join"):
+        renders = [load_window_render(job.outdir, w) for w in job.windows]
+        aligned = plan.operator != "camera"  # camera output is display-referred: blended as it is, not rescaled
+        gains = chained_gains(renders, job.windows, aligned)
+        joined = join_windows(renders, job.windows, gains)
+        naive = join_windows(renders, job.windows, [1.0] * len(job.windows), blend=False)
+        hdr = None
+        if plan.operator == "camera":
+            sdr, naive_sdr = to_uint8(joined), to_uint8(naive)
+        else:
+            scale = exposure_scale(joined, rc.key)  # one exposure scale and one tone curve for the whole clip
+            hdr = joined * np.float32(scale)
+            sdr, naive_sdr = display_clip(hdr, plan.operator), display_clip(naive * np.float32(scale), plan.operator)
+        flicker, naive_flicker = seam_flicker(sdr, job.windows), seam_flicker(naive_sdr, job.windows)
+        del naive, naive_sdr
+    log(
+        f"{job.input_path.name}: seam flicker (mean |frame-to-frame change|, 0-255) at borders {flicker['border']:.3f}, "
+        f"elsewhere {flicker['elsewhere']:.3f}; hard cut without alignment: {naive_flicker['border']:.3f}; "
+        f"mean brightness change at borders {flicker['brightness_border']:.3f}, elsewhere {flicker['brightness_elsewhere']:.3f}"
+    )
+    audio = audio_source(job.input_path, clip.info.has_audio, cfg.io.start_frame)
+    with timer.stage("encode"):
+        if hdr is not None:
+            write_sequence(job.outdir / run_folder.HDR_DIR, hdr, write_exr)
+            if plan.mode == "hdr":
+                write_hdr10_video(
+                    job.outdir / run_folder.HDR10_VIDEO, hdr, clip.fps, rc.hdr10_white_nits, rc.hdr10_peak_nits, rc.crf, audio
+                )
+        write_sdr_video(job.outdir / run_folder.SDR_VIDEO, sdr, clip.fps, rc.crf, audio)
+        if rc.save_frames:
+            write_sequence(job.outdir / run_folder.FRAMES_DIR, sdr, write_png)
+        if rc.compare:
+            source = clip.frames if clip.frames.dtype == np.uint8 else to_uint8(clip.frames_float())
+            write_sdr_video(job.outdir / run_folder.COMPARE_VIDEO, side_by_side(source, sdr), clip.fps, rc.crf, audio)
+    for result in results:
+        for stage, seconds in result["timings"].items():
+            timer.seconds[f"windows_{stage}"] = timer.seconds.get(f"windows_{stage}", 0.0) + seconds
+    report = Report(
+        input=str(job.input_path),
+        mode=plan.mode,
+        device=results[0]["device"],
+        frames=clip.n_frames,
+        size=[clip.width, clip.height],
+        fps=str(clip.fps),
+        threads=results[0]["threads"],
+        audio=str(audio) if audio is not None else None,
+        plan=plan.to_dict(),
+        exposures={"source": plan.exposure_source, "period": plan.exposure_period, "ratio": plan.exposure_ratio},
+        steps=sum(result["steps"] for result in results),
+        tonemap=plan.operator,
+        hdr_scale=scale if hdr is not None else None,
+        timings=timer.seconds,
+        windows=windows_summary(job.windows, gains, flicker, naive_flicker, results),
+        config=cfg.to_dict(),
+    )
+    report.write(job.outdir)
+    mark_complete(job.outdir)
+    return report
+
+
+def fit_window(clip: Clip, plan: RunPlan, cfg: Config, folder: Path, cache_dir: Path, resume: bool) -> dict[str, Any]:
+    """Prepare, build, train and render one window (a Ray task or a plain call); returns its summary.
+
+    A window whose summary exists is done and is not touched again; an interrupted one continues
+    from its checkpoint.
+    """
+    folder = Path(folder)
+    done = folder / WINDOW_DONE
+    if done.is_file():
+        return json.loads(done.read_text()) | {"skipped": True}
+    folder.mkdir(parents=True, exist_ok=True)
+    if not clip.frames.flags.writeable:  # Ray hands task arguments over read-only; torch wants to own them
+        clip = Clip(clip.frames.copy(), clip.fps, clip.info, clip.frame_indices)
+    device = pick_device(cfg.device)
+    threads = apply_threads(cfg.threads)
+    timer = StageTimer()
+    prepared = analyse(clip, clip.frames_float(), plan, cfg, device, Path(cache_dir), timer)
+    model, data = build(cfg, prepared, device)
+    trainer = Trainer(cfg, plan, model, data, folder / CHECKPOINT_NAME)
+    with timer.stage("train"):
+        history = trainer.fit(resume)
+    model.eval()
+    with timer.stage("render"):
+        evaluate = through_camera(model) if plan.operator == "camera" else None
+        rendered = render_clip(model, cfg.render.chunk, evaluate, desc=f"render {folder.name}")
+    with atomic_path(folder / WINDOW_RENDER) as tmp, open(tmp, "wb") as handle:
+        np.save(handle, rendered.astype(np.float32))
+    summary = {
+        "steps": trainer.step,
+        "threads": threads,
+        "device": str(device),
+        "timings": timer.seconds,
+        "final_losses": history[-1] if history else {},
+        "learned_exposures": model.exposures.all().exp().detach().cpu().tolist(),
+        "cuda_max_memory_allocated": torch.cuda.max_memory_allocated(device) if device.type == "cuda" else None,
+    }
+    atomic_write_text(done, json.dumps(summary, indent=2))
+    return summary | {"skipped": False}
+
+
+def enhance_all(inputs: list[Path], outdirs: list[Path], cfgs: list[Config], resume: bool = False) -> list[Report]:
+    """Enhance every clip (its windows when long) as tasks run here or on Ray; one report per clip.
+
+    Where the tasks run is decided by the first clip's ``parallel`` settings.
+    """
+    with contextlib.ExitStack() as locks:
+        jobs = [plan_job(Path(path), Path(outdir), cfg, resume, locks) for path, outdir, cfg in zip(inputs, outdirs, cfgs)]
+        results = run_tasks([task for job in jobs for task in job.tasks], cfgs[0])
+        reports, taken = [], 0
+        for job in jobs:
+            reports.append(finish_job(job, results[taken : taken + len(job.tasks)]))
+            taken += len(job.tasks)
+    return reports
+
+
+def write_sequence(folder: Path, frames: np.ndarray, write: Callable[[Path, np.ndarray], None]) -> None:
+    """``folder/00000.ext ...``: one file per frame (EXR or PNG by ``write``)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    suffix = ".exr" if write is write_exr else ".png"
+    for t, frame in enumerate(frames):
+        write(folder / f"{t:05d}{suffix}", frame)
