@@ -101,6 +101,19 @@ def test_edit_refuses_existing_output_and_its_hdr10_twin(finished_run, tmp_path,
     assert existing.read_bytes()[4:8] == b"ftyp" and (tmp_path / "existing_hdr10.mp4").is_file()
 
 
+def test_flow_refuses_the_users_files_in_its_output_folder(tiny_hdr_clip, tmp_path, capsys):
+    out = tmp_path / "vis"
+    out.mkdir()
+    mine = out / "flow_k1.mp4"
+    mine.write_bytes(b"the user's own video")
+    flow = ["flow", str(tiny_hdr_clip[0]), "-o", str(out), "--flow", "dis", "-q"]
+    assert cli.main(flow) == 2
+    assert "flow_k1.mp4 already exists" in one_error_line(capsys.readouterr().err)
+    assert mine.read_bytes() == b"the user's own video" and not (out / "flow_k1").exists()
+    assert cli.main([*flow, "--overwrite"]) == 0
+    assert mine.read_bytes()[4:8] == b"ftyp" and len(list((out / "flow_k1").glob("*.png"))) == 5
+
+
 def test_atlas_refuses_user_files_and_a_previous_export(finished_run, tmp_path, capsys):
     user_folder = tmp_path / "mine"
     user_folder.mkdir()

@@ -83,6 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     flow.add_argument("-o", "--output", type=Path, required=True, help="output folder")
     flow.add_argument("--exposures", help="exposure pattern, for exposure matching before flow")
     flow.add_argument("--ev", action="store_true", default=None)
+    flow.add_argument("--overwrite", action="store_true", help="replace visualisations already in the output folder")
     _quiet_arg(flow)
 
     atlas = sub.add_parser("atlas", help="export the atlases, alpha mattes and mapping visualisations of a run")
@@ -203,14 +204,16 @@ def run_info(args: argparse.Namespace) -> None:
 def run_flow(args: argparse.Namespace) -> None:
     from vidcam.exposure import parse_exposures
     from vidcam.flow.estimate import compute_flows
-    from vidcam.flow.visualise import export_flow_visualisation
+    from vidcam.flow.visualise import export_flow_visualisation, visualisation_paths
     from vidcam.io.video import probe, read_video
-    from vidcam.run import CACHE_DIR, pick_device
     from vidcam.resources import check_frame_size
+    from vidcam.run import CACHE_DIR, pick_device
+    from vidcam.runlock import refuse_existing
 
     _require_file(args.input)
     cfg = load_config(args.preset, args.config, overrides_from_args(args))
     check_frame_size(probe(args.input), cfg)
+    refuse_existing([path for gap in cfg.flow.gaps for path in visualisation_paths(args.output, gap)], args.overwrite)
     clip = read_video(args.input, cfg.io.start_frame, cfg.io.max_frames, cfg.io.max_side)
     if clip.n_frames < 2:
         raise VidcamError(f"{args.input} has {clip.n_frames} frame(s); flow needs at least 2")

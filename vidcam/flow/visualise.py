@@ -46,6 +46,11 @@ def flow_to_color(flow: np.ndarray, max_magnitude: float | None = None) -> np.nd
     return np.clip(colour * 255 + 0.5, 0, 255).astype(np.uint8)
 
 
+def visualisation_paths(out_dir: Path, gap: int) -> tuple[Path, Path]:
+    """Where ``export_flow_visualisation`` writes gap ``gap``: the PNG folder and the video."""
+    return Path(out_dir) / f"flow_k{gap}", Path(out_dir) / f"flow_k{gap}.mp4"
+
+
 def export_flow_visualisation(flows: dict[int, FlowPair], out_dir: Path, fps: float) -> None:
     """PNGs ``flow_k{gap}/00000.png ...`` and a video ``flow_k{gap}.mp4`` of the forward flows.
 
@@ -59,13 +64,13 @@ def export_flow_visualisation(flows: dict[int, FlowPair], out_dir: Path, fps: fl
         if len(pair.forward) == 0:
             continue
         images = _flow_images(pair)
-        folder = out_dir / f"flow_k{gap}"
+        folder, video = visualisation_paths(out_dir, gap)
         folder.mkdir(parents=True, exist_ok=True)
         for t, image in enumerate(images):
             with atomic_path(folder / f"{t:05d}.png") as tmp:
                 if not cv2.imwrite(str(tmp), image[..., ::-1]):
                     raise VidcamError(f"cannot write {folder / f'{t:05d}.png'}")
-        write_sdr_video(out_dir / f"flow_k{gap}.mp4", images, fps)
+        write_sdr_video(video, images, fps)
 
 
 def _flow_images(pair: FlowPair) -> np.ndarray:
