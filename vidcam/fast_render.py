@@ -28,7 +28,7 @@ from torch import Tensor
 
 from vidcam.config import RenderConfig
 from vidcam.models.model import LOG_FLOOR, VidcamModel
-from vidcam.models.scene import _project
+from vidcam.models.scene import project_points, weights_from_cover
 from vidcam.progress import progress
 from vidcam.rendering import Evaluate, in_chunks, render_frames, through_camera
 
@@ -233,14 +233,7 @@ class FastScene:
         n = self.grid.xy.shape[0]
         if self.model.scene.alpha is None:
             return self.grid.xy.new_ones(n, 1)
-        cover = torch.sigmoid(self.cover_logits(t))
-        remaining = cover.new_ones(n)
-        weights = []
-        for k in reversed(range(cover.shape[1])):
-            weights.append(remaining * cover[:, k])
-            remaining = remaining * (1 - cover[:, k])
-        weights.append(remaining)
-        return torch.stack(weights[::-1], dim=1)
+        return weights_from_cover(torch.sigmoid(self.cover_logits(t)))
 
     def uv(self, t: int) -> Tensor:
         """[L, P, 2] atlas coordinates of every layer: the homography exactly, the residual upsampled."""
@@ -250,7 +243,7 @@ class FastScene:
         for mapping in self.model.scene.mappings:
             residual = self._at_nodes(mapping.residual_part, self._mapping_nodes, stride, t)
             h = mapping.homography(torch.tensor([t], device=xy.device))
-            out.append(_project(h, xy[None])[0] + residual)
+            out.append(project_points(h, xy[None])[0] + residual)
         return torch.stack(out)
 
     def layer_irradiance(self, layer: int, uv: Tensor) -> Tensor:

@@ -81,7 +81,7 @@ class InverseTone:
     """
 
     def __init__(self, model: VidcamModel, samples: int = INVERSE_TONE_SAMPLES, z_range: tuple[float, float] = INVERSE_TONE_Z):
-        device = next(model.parameters()).device
+        device = model.device
         with torch.no_grad():
             z = torch.linspace(*z_range, samples, device=device)
             curve = model.tone.curve(z).float()  # [M, 3]
@@ -112,7 +112,7 @@ class FrameRenders:
 def _psf_blur(model: VidcamModel, t: int, images: list[Tensor], chunk: int) -> list[Tensor]:
     """Blur each ``[H, W, C]`` image of frame ``t`` by the learned PSF: ``sum_k w_k image(p + offset_k)`` (bilinear)."""
     frame = model.frame
-    device = next(model.parameters()).device
+    device = model.device
     stacked = torch.cat(images, dim=-1).permute(2, 0, 1)[None].float().to(device)  # [1, C, H, W]
     xy_all = frame.pixel_centres(device)
     centre = xy_all.new_tensor([frame.width / 2, frame.height / 2])
@@ -146,7 +146,7 @@ def render_through_camera(
     frame = model.frame
     if tuple(input_frame.shape[:2]) != (frame.height, frame.width):
         raise ValueError(f"input frame is {tuple(input_frame.shape[:2])}, the model {frame.height}x{frame.width}")
-    device = next(model.parameters()).device
+    device = model.device
     if sharp_irradiance is None:
         sharp_irradiance = render_frame(model, t, chunk)
     sharp_irradiance = torch.from_numpy(np.ascontiguousarray(sharp_irradiance, np.float32))

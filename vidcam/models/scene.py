@@ -51,7 +51,7 @@ class Frame:
         return to_model @ h_px @ np.linalg.inv(to_model)
 
 
-def _project(h: Tensor, xy: Tensor) -> Tensor:
+def project_points(h: Tensor, xy: Tensor) -> Tensor:
     """Apply homographies h [B,3,3] to points xy [B,2], or each h to its K points xy [B,K,2]."""
     xyw = torch.cat([xy, torch.ones_like(xy[..., :1])], dim=-1)
     xyw = torch.einsum("bij,bj->bi", h, xyw) if xy.dim() == 2 else torch.einsum("bij,bkj->bki", h, xyw)
@@ -92,10 +92,22 @@ class LayerMapping(nn.Module):
         with torch.autocast(xy.device.type, enabled=False):
             xy = xy.float()
             h = self.homography(t_index)
-            centre = _project(h, xy) + residual
+            centre = project_points(h, xy) + residual
             if offsets is None:
                 return centre, None
-            return centre, _project(h, xy[:, None] + offsets.float()) + residual[:, None]
+            return centre, project_points(h, xy[:, None] + offsets.float()) + residual[:, None]
+
+
+def weights_from_cover(cover: Tensor) -> Tensor:
+    """[B, L] layer weights from each front layer's cover [B, L-1] (layers 1..L-1, front-most last):
+    a layer takes its cover of what the layers in front of it left; the background takes the rest."""
+    remaining = cover.new_ones(cover.shape[0])
+    weights = []
+    for k in reversed(range(cover.shape[1])):
+        weights.append(remaining * cover[:, k])
+        remaining = remaining * (1 - cover[:, k])
+    weights.append(remaining)
+    return torch.stack(weights[::-1], dim=1)
 
 
 class LayeredScene(nn.Module):
@@ -140,14 +152,7 @@ class LayeredScene(nn.Module):
     def _layer_weights(self, xyt: Tensor) -> Tensor:
         if self.alpha is None:
             return xyt.new_ones(xyt.shape[0], 1)
-        cover = torch.sigmoid(self.alpha(xyt).float())  # [B, L-1], layers 1..L-1
-        remaining = xyt.new_ones(xyt.shape[0])
-        weights = []
-        for k in reversed(range(cover.shape[1])):
-            weights.append(remaining * cover[:, k])
-            remaining = remaining * (1 - cover[:, k])
-        weights.append(remaining)
-        return torch.stack(weights[::-1], dim=1)
+        return weights_from_cover(torch.sigmoid(self.alpha(xyt).float()))
 
     def uv(self, xy: Tensor, t_index: Tensor) -> Tensor:
         """[L, B, 2] atlas coordinates of every layer."""
