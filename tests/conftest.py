@@ -4,11 +4,12 @@ settings of a tiny training run."""
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
 
 from vidcam.config import Config, load_config
 from vidcam.testing import synthetic
@@ -43,6 +44,16 @@ def tiny_config() -> Callable[[dict[str, Any] | None], Config]:
         return load_config("fast", overrides={**TINY_TRAINING, **(overrides or {})})
 
     return make
+
+
+@pytest.fixture(scope="module")
+def one_thread() -> Iterator[None]:
+    """Tiny models on a busy 2-core machine: a second OpenMP thread makes every op wait for a time
+    slice (about 100x slower); one thread is as fast as two when the machine is idle."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="session")

@@ -39,15 +39,9 @@ ATLAS_RUN = {
 }
 PAINT = (200, 90, 40)  # a mid-tone colour, which the display transform does not clip
 
+pytestmark = pytest.mark.usefixtures("one_thread")
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """These models are tiny: on a busy 2-core machine a second OpenMP thread makes every op wait
-    for a time slice (about 100x slower); one thread is as fast as two when the machine is idle."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,8 @@ import torch
 
 import vidcam.io.atomic as atomic
 import vidcam.resources as resources
-from vidcam.cli import SIGTERM_EXIT, main
+from vidcam.cli import SIGTERM_EXIT
+from vidcam.testing.cli import error_line, run_cli
 from vidcam.config import load_config
 from vidcam.errors import VidcamError
 from vidcam.io.atomic import atomic_write_text
@@ -42,19 +43,8 @@ TINY_RUN = [
 TORCH_DISK_FULL = "[enforce fail at inline_container.cc:672] . unexpected pos 704 vs 598"
 
 
-def run_cli(capsys: pytest.CaptureFixture, *argv: object) -> tuple[int, str, str]:
-    code = main([str(a) for a in argv])
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
-def error_line(code: int, err: str, expected_code: int = 2) -> str:
-    """The one 'vidcam: error' line of a failed command."""
-    assert code == expected_code, err
-    assert "Traceback" not in err and "internal error" not in err, err
-    lines = [line for line in err.splitlines() if line.startswith("vidcam: error")]
-    assert len(lines) == 1, err
-    return lines[0]
 
 
 def textured_clip(path: Path, n_frames: int, height: int, width: int) -> Path:

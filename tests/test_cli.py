@@ -6,23 +6,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from vidcam.cli import main
+from vidcam.testing.cli import assert_one_line_error, run_cli
 from vidcam.io.encode import write_sdr_video
 
 
-def run_cli(capsys: pytest.CaptureFixture, *argv: str) -> tuple[int, str, str]:
-    code = main([str(a) for a in argv])
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
-def assert_one_line_error(code: int, err: str, *fragments: str) -> None:
-    assert code == 2
-    lines = [line for line in err.splitlines() if line.startswith("vidcam: error")]
-    assert len(lines) == 1, err
-    assert "Traceback" not in err
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
 
 
 def test_missing_file(capsys, tmp_path):

@@ -10,6 +10,7 @@ import pytest
 import skimage.data
 
 from vidcam.cli import build_parser, main
+from vidcam.testing.cli import assert_one_line_error, run_cli
 from vidcam.errors import VidcamError
 from vidcam.exposure import estimate_exposures, parse_exposures
 from vidcam.io.video import read_video
@@ -209,19 +210,8 @@ def test_long_inline_list_is_not_taken_for_a_path():
 # --- through the command line -----------------------------------------------------------------
 
 
-def run_cli(capsys: pytest.CaptureFixture, *argv: object) -> tuple[int, str, str]:
-    code = main([str(a) for a in argv])
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
-def assert_one_line_error(code: int, err: str, *fragments: str) -> None:
-    assert code == 2
-    lines = [line for line in err.splitlines() if line.startswith("vidcam: error")]
-    assert len(lines) == 1, err
-    assert "Traceback" not in err and "internal error" not in err
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
 
 
 @pytest.fixture(scope="module")

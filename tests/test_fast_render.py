@@ -38,13 +38,9 @@ RUN = {
 }
 MIN_PSNR_DB = 40.0  # fast vs exact, per frame, on display-referred [0, 1] pictures
 
+pytestmark = pytest.mark.usefixtures("one_thread")
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+
 
 
 def _psnr(a: np.ndarray, b: np.ndarray) -> float:

@@ -38,13 +38,9 @@ SHORT_SETTINGS = {  # a run of seconds, as dotted settings for both the API and 
     "camera.tone_prefit_steps": 100,
 }
 
+pytestmark = pytest.mark.usefixtures("one_thread")
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+
 
 
 @pytest.fixture(scope="module")
