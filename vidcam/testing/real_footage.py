@@ -28,7 +28,6 @@ CLI: ``python tools/make_real_truth.py blur|hdr OUT.mp4 [--seed S] [--frames N] 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import sys
@@ -40,7 +39,6 @@ from typing import Any
 import cv2
 import numpy as np
 
-from vidcam.io.atomic import atomic_path, atomic_write_text
 from vidcam.testing import imaging
 from vidcam.testing import synthetic as ms
 
@@ -331,35 +329,15 @@ def make_real_hdr_clip(seed: int = 0, **overrides: Any) -> dict[str, Any]:
 
 def write_clip(result: dict[str, Any], out_mp4: str | Path, video_crf: int = ms.DEFAULT_VIDEO_CRF,
                gt: bool = False) -> None:
-    """Like make_synthetic.write_clip, with the generator named in the sidecar (and the source path resolved)."""
-    from vidcam.io.encode import write_sdr_video
-
-    out = Path(out_mp4)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    write_sdr_video(out, result["frames"], result["fps"], crf=video_crf)
-    meta = ms.clip_metadata(result, video_crf)
-    meta["generator"] = GENERATOR
-    meta["settings"]["source_path"] = str(source_path(result["settings"]).resolve())
-    json_path, gt_path = ms.sidecar_paths(out)
-    atomic_write_text(json_path, json.dumps(meta, indent=1, default=ms.json_default) + "\n")
-    if gt:
-        arrays = {"hdr": result["hdr"].astype(np.float16), "exposures": result["exposures"]} if result["kind"] == "hdr" \
-            else {"sharp": result["sharp"], "blur_px": result["blur_px"]}
-        with atomic_path(gt_path) as tmp:
-            np.savez_compressed(tmp, **arrays)
-
-
-def is_real_truth_sidecar(meta: dict[str, Any]) -> bool:
-    return meta.get("generator") == GENERATOR
+    """The synthetic generators' writer, with this generator named in the sidecar and the source path resolved."""
+    source = {"source_path": str(source_path(result["settings"]).resolve())}
+    ms.write_clip(result, out_mp4, video_crf, gt, generator=GENERATOR, extra_settings=source)
 
 
 def regenerate(json_path: str | Path) -> dict[str, Any]:
     """Re-render a clip (recorded frames and truth) from its JSON sidecar."""
     meta = json.loads(Path(json_path).read_text())
-    cls = SETTINGS_TYPES[meta["kind"]]
-    known = {f.name for f in dataclasses.fields(cls)}
-    clean = {k: tuple(v) if isinstance(v, list) else v for k, v in meta["settings"].items() if k in known}
-    return render(cls(**clean))
+    return render(ms.settings_from_dict(SETTINGS_TYPES[meta["kind"]], meta["settings"]))
 
 
 # --------------------------------------------------------------------------- CLI

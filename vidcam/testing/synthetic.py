@@ -495,15 +495,30 @@ def sidecar_paths(out_mp4: str | Path) -> tuple[Path, Path]:
 DEFAULT_VIDEO_CRF = 14
 
 
-def write_clip(result: dict[str, Any], out_mp4: str | Path, video_crf: int = DEFAULT_VIDEO_CRF, gt: bool = False) -> None:
-    """Write the recorded frames as H.264 MP4, the JSON sidecar, and optionally the ground truth."""
+def write_clip(
+    result: dict[str, Any],
+    out_mp4: str | Path,
+    video_crf: int = DEFAULT_VIDEO_CRF,
+    gt: bool = False,
+    generator: str | None = None,
+    extra_settings: dict[str, Any] | None = None,
+) -> None:
+    """Write the recorded frames as H.264 MP4, the JSON sidecar, and optionally the ground truth.
+
+    ``generator`` names another generator in the sidecar (its ``regenerate`` rebuilds the truth);
+    ``extra_settings`` are stored with the settings (e.g. a resolved source path).
+    """
     from vidcam.io.encode import write_sdr_video
 
     out = Path(out_mp4)
     out.parent.mkdir(parents=True, exist_ok=True)
     write_sdr_video(out, result["frames"], result["fps"], crf=video_crf)
+    meta = clip_metadata(result, video_crf)
+    if generator is not None:
+        meta["generator"] = generator
+    meta["settings"].update(extra_settings or {})
     json_path, gt_path = sidecar_paths(out)
-    atomic_write_text(json_path, json.dumps(clip_metadata(result, video_crf), indent=1, default=json_default) + "\n")
+    atomic_write_text(json_path, json.dumps(meta, indent=1, default=json_default) + "\n")
     if gt:
         arrays = {"hdr": result["hdr"].astype(np.float16), "exposures": result["exposures"]} if result["kind"] == "hdr" \
             else {"sharp": result["sharp"], "blur_px": result["blur_px"]}
@@ -511,8 +526,8 @@ def write_clip(result: dict[str, Any], out_mp4: str | Path, video_crf: int = DEF
             np.savez_compressed(tmp, **arrays)
 
 
-def _settings_from_dict(kind: str, values: dict[str, Any]) -> HdrSettings | BlurSettings:
-    cls = SETTINGS_TYPES[kind]
+def settings_from_dict(cls: type, values: dict[str, Any]) -> Any:
+    """A settings dataclass from a sidecar's settings (unknown keys ignored, lists back to tuples)."""
     known = {f.name for f in dataclasses.fields(cls)}
     # JSON turns tuples into lists; the dataclasses are frozen and hashable with tuples.
     clean = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items() if k in known}
@@ -522,7 +537,7 @@ def _settings_from_dict(kind: str, values: dict[str, Any]) -> HdrSettings | Blur
 def regenerate(json_path: str | Path) -> dict[str, Any]:
     """Re-render a clip (recorded frames and ground truth) from its JSON sidecar."""
     meta = json.loads(Path(json_path).read_text())
-    return render(_settings_from_dict(meta["kind"], meta["settings"]))
+    return render(settings_from_dict(SETTINGS_TYPES[meta["kind"]], meta["settings"]))
 
 
 # --------------------------------------------------------------------------- CLI
