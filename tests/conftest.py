@@ -36,12 +36,27 @@ TINY_TRAINING = {
 }
 
 
-@pytest.fixture(scope="session")
-def tiny_config() -> Callable[[dict[str, Any] | None], Config]:
-    """``tiny_config(overrides)``: the fast preset with TINY_TRAINING and ``overrides`` on top."""
+# Smaller networks and batches still, for tests that render every pixel of a run many times.
+SMALL_MODEL = {
+    "train.batch_size": 1024,
+    "train.reg_batch_size": 512,
+    "camera.tone_prefit_steps": 50,
+    "camera.tone_hidden": 32,
+    "scene.deformation.encoding.log2_table_size": 12,
+    "scene.alpha.encoding.log2_table_size": 12,
+    "scene.atlas.encoding.levels": 4,
+    "scene.atlas.encoding.max_resolution": 128,
+}
 
-    def make(overrides: dict[str, Any] | None = None) -> Config:
-        return load_config("fast", overrides={**TINY_TRAINING, **(overrides or {})})
+
+@pytest.fixture(scope="session")
+def tiny_config() -> Callable[..., Config]:
+    """``tiny_config(overrides, small_model=False)``: the fast preset with TINY_TRAINING (and
+    SMALL_MODEL) and ``overrides`` on top."""
+
+    def make(overrides: dict[str, Any] | None = None, small_model: bool = False) -> Config:
+        base = {**TINY_TRAINING, **(SMALL_MODEL if small_model else {})}
+        return load_config("fast", overrides={**base, **(overrides or {})})
 
     return make
 

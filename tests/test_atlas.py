@@ -27,15 +27,7 @@ N, H, W = 6, 36, 64
 ATLAS_RUN = {
     "render.fidelity": "off",  # edits re-render the model alone; so must enhanced.mp4 for them to compare
     "train.steps": 300,
-    "train.batch_size": 1024,
-    "train.reg_batch_size": 512,
     "train.bootstrap_steps": 200,
-    "camera.tone_prefit_steps": 50,
-    "camera.tone_hidden": 32,
-    "scene.deformation.encoding.log2_table_size": 12,
-    "scene.alpha.encoding.log2_table_size": 12,
-    "scene.atlas.encoding.levels": 4,
-    "scene.atlas.encoding.max_resolution": 128,
 }
 PAINT = (200, 90, 40)  # a mid-tone colour, which the display transform does not clip
 
@@ -49,7 +41,7 @@ def run_dir(tmp_path_factory, tiny_config) -> Path:
     folder = tmp_path_factory.mktemp("atlas")
     clip = folder / "clip.mp4"
     ms.write_clip(ms.make_hdr_clip(seed=0, n_frames=N, height=H, width=W), clip)
-    enhance(clip, folder / "run", tiny_config(ATLAS_RUN))
+    enhance(clip, folder / "run", tiny_config(ATLAS_RUN, small_model=True))
     return folder / "run"
 
 

@@ -26,15 +26,7 @@ from vidcam.testing import synthetic as ms
 N, H, W = 6, 36, 64
 RUN = {
     "train.steps": 200,
-    "train.batch_size": 1024,
-    "train.reg_batch_size": 512,
     "train.bootstrap_steps": 100,
-    "camera.tone_prefit_steps": 50,
-    "camera.tone_hidden": 32,
-    "scene.deformation.encoding.log2_table_size": 12,
-    "scene.alpha.encoding.log2_table_size": 12,
-    "scene.atlas.encoding.levels": 4,
-    "scene.atlas.encoding.max_resolution": 128,
 }
 MIN_PSNR_DB = 40.0  # fast vs exact, per frame, on display-referred [0, 1] pictures
 
@@ -55,7 +47,7 @@ def _exact(rc):
 def hdr_run_dir(tmp_path_factory, tiny_config) -> Path:
     folder = tmp_path_factory.mktemp("fast_hdr")
     ms.write_clip(ms.make_hdr_clip(seed=0, n_frames=N, height=H, width=W), folder / "clip.mp4")
-    enhance(folder / "clip.mp4", folder / "run", tiny_config(RUN))
+    enhance(folder / "clip.mp4", folder / "run", tiny_config(RUN, small_model=True))
     return folder / "run"
 
 
@@ -63,7 +55,7 @@ def hdr_run_dir(tmp_path_factory, tiny_config) -> Path:
 def blur_run_dir(tmp_path_factory, tiny_config) -> Path:
     folder = tmp_path_factory.mktemp("fast_blur")
     ms.write_clip(ms.make_blur_clip(seed=0, max_blur_px=4.0, n_frames=N, height=H, width=W), folder / "clip.mp4")
-    enhance(folder / "clip.mp4", folder / "run", tiny_config({**RUN, "mode": "deblur"}))
+    enhance(folder / "clip.mp4", folder / "run", tiny_config({**RUN, "mode": "deblur"}, small_model=True))
     return folder / "run"
 
 

@@ -344,23 +344,11 @@ def regenerate(json_path: str | Path) -> dict[str, Any]:
 
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("kind", choices=sorted(SETTINGS_TYPES))
-    p.add_argument("out", type=Path, help="output .mp4 (a .json sidecar is written beside it)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--frames", type=int, default=24)
-    p.add_argument("--width", type=int, default=320)
-    p.add_argument("--height", type=int, default=180)
-    p.add_argument("--fps", type=int, default=24)
+    p = ms.clip_arguments(__doc__.split("\n\n")[0], sorted(SETTINGS_TYPES), 320, 180)
     p.add_argument("--source", choices=sorted(SOURCE_NAMES), default="davis")
     p.add_argument("--source-path", help=f"frames folder (davis layout) or video; default under ${DATA_ENV}")
     p.add_argument("--start", type=int, default=0, help="first source frame")
     p.add_argument("--step", type=int, default=1, help="source frames per output frame")
-    p.add_argument("--ratio", type=float, default=4.0, help="hdr: long / short exposure ratio")
-    p.add_argument("--pattern", help="hdr: cyclic exposure times, e.g. '1,4,16'")
-    p.add_argument("--max-blur", type=float, default=7.0, help="blur: longest camera sweep in pixels")
-    p.add_argument("--video-crf", type=int, default=ms.DEFAULT_VIDEO_CRF, help="H.264 quality (lower = better)")
-    p.add_argument("--gt", action="store_true", help="also write OUT_gt.npz with the ground truth")
     return p.parse_args(argv)
 
 

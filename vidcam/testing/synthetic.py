@@ -543,21 +543,27 @@ def regenerate(json_path: str | Path) -> dict[str, Any]:
 # --------------------------------------------------------------------------- CLI
 
 
-def _parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("kind", choices=sorted(SETTINGS_TYPES))
+def clip_arguments(description: str, kinds: list[str], width: int, height: int) -> argparse.ArgumentParser:
+    """The command-line arguments every clip generator shares (tools/make_synthetic.py, tools/make_real_truth.py)."""
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("kind", choices=kinds)
     p.add_argument("out", type=Path, help="output .mp4 (a .json sidecar is written beside it)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--frames", type=int, default=24)
-    p.add_argument("--width", type=int, default=256)
-    p.add_argument("--height", type=int, default=144)
+    p.add_argument("--width", type=int, default=width)
+    p.add_argument("--height", type=int, default=height)
     p.add_argument("--fps", type=int, default=24)
     p.add_argument("--ratio", type=float, default=4.0, help="hdr: long / short exposure ratio")
     p.add_argument("--pattern", type=str, default=None, help="hdr: cyclic exposure times, e.g. '1,4,16'")
-    p.add_argument("--subframes", type=int, default=9, help="blur: sub-frames per exposure")
     p.add_argument("--max-blur", type=float, default=7.0, help="blur: longest camera sweep in pixels")
     p.add_argument("--video-crf", type=int, default=DEFAULT_VIDEO_CRF, help="H.264 quality (lower = better)")
     p.add_argument("--gt", action="store_true", help="also write OUT_gt.npz with the ground truth")
+    return p
+
+
+def _parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = clip_arguments(__doc__.split("\n\n")[0], sorted(SETTINGS_TYPES), 256, 144)
+    p.add_argument("--subframes", type=int, default=9, help="blur: sub-frames per exposure")
     return p.parse_args(argv)
 
 
