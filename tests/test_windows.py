@@ -102,8 +102,17 @@ def test_windowed_run_writes_every_frame_once(windowed_run, clip10):
     assert [(w["start"], w["end"]) for w in saved["windows"]] == [(0, 6), (4, 10)]
     assert len(saved["border_gains"]) == 1 and 0.2 < saved["border_gains"][0] < 5
     assert np.isfinite([saved["flicker"]["border"], saved["flicker"]["elsewhere"]]).all()
-    assert saved["flicker"]["border"] <= saved["flicker_naive"]["border"] + 1e-6
     assert report.steps == 2 * WINDOWED["train.steps"]
+    # The fidelity guard ran in each window: one confidence frame and figure per output frame.
+    assert read_video(outdir / "confidence.mp4").frames.shape == (10, 36, 64, 3)
+    assert len(report.fidelity["confidence"]) == 10
+
+
+def test_blended_join_changes_less_at_borders_than_a_hard_cut(clip10, tmp_path, tiny_config):
+    # The model alone (the guard's input irradiance would mix in each window's own response).
+    [report] = enhance_all([clip10], [tmp_path / "run"], [tiny_config(WINDOWED | {"render.fidelity": "off"})])
+    flicker, naive = report.windows["flicker"], report.windows["flicker_naive"]
+    assert flicker["border"] <= naive["border"] + 1e-6
 
 
 def test_resume_skips_finished_windows_and_gives_the_same_output(windowed_run, clip10, tmp_path, tiny_config):

@@ -43,7 +43,12 @@ from typing import Any
 import numpy as np
 
 from vidcam.testing.baselines import hdr_scores, sdr_scores
-from vidcam.testing.synthetic import make_blur_clip, make_hdr_clip, sidecar_paths, write_clip
+from vidcam.testing.synthetic import (
+    make_blur_clip,
+    make_hdr_clip,
+    sidecar_paths,
+    write_clip,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -213,7 +218,11 @@ def quality_text(quality: dict[str, float]) -> str:
 
 
 def baseline_prediction(method: str, frames: np.ndarray, meta: dict[str, Any]) -> np.ndarray:
-    from vidcam.testing.baselines import classical_hdr_merge, single_frame_hdr, unsharp_mask
+    from vidcam.testing.baselines import (
+        classical_hdr_merge,
+        single_frame_hdr,
+        unsharp_mask,
+    )
 
     if method in ("merge", "single"):
         exposures = np.asarray(meta["exposures"], np.float64)
@@ -490,8 +499,13 @@ def render_speed(argv: list[str]) -> int:
 
     import torch
 
-    from vidcam.fast_render import FastScene, FastSettings, camera_frame, rendered_frames
-    from vidcam.rendering import srgb_encode, tonemap_aces, to_uint8
+    from vidcam.fast_render import (
+        FastScene,
+        FastSettings,
+        camera_frame,
+        rendered_frames,
+    )
+    from vidcam.rendering import srgb_encode, to_uint8, tonemap_aces
     from vidcam.run import open_run
     from vidcam.testing.scoring import ground_truth
 

@@ -22,8 +22,9 @@ from vidcam.fidelity import FidelityGuard
 from vidcam.io.images import write_png
 from vidcam.io.video import read_video
 from vidcam.metrics import psnr
-from vidcam.rendering import through_camera, render_frame, to_uint8
+from vidcam.rendering import render_frame, through_camera, to_uint8
 from vidcam.training.checkpoint import model_from_checkpoint
+from vidcam.upscale import fit_max_side
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -39,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
         key, value = item.split("=", 1)
         set_path(cfg, key, parse_value(value))
     report = json.loads((args.run / "report.json").read_text())
-    clip = read_video(report["input"], cfg.io.start_frame, cfg.io.max_frames, cfg.io.max_side)
+    clip = read_video(report["input"], cfg.io.start_frame, cfg.io.max_frames, fit_max_side(cfg.io))
     truth = np.load(args.truth)["sharp"][: clip.n_frames]
     guard = FidelityGuard(model, clip.frames, cfg.render)
     rows, images = [], []

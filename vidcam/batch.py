@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import json
 from dataclasses import dataclass, field
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,28 +20,47 @@ import torch
 from vidcam import run as run_folder
 from vidcam.config import Config, save_config
 from vidcam.errors import VidcamError
-from vidcam.export import side_by_side
-from vidcam.io.images import write_exr, write_png
+from vidcam.export import (
+    FrameUpscaler,
+    display_frame,
+    measure_display,
+    open_writers,
+    write_frame,
+)
+from vidcam.fast_render import rendered_frames
+from vidcam.fidelity import FidelityGuard, InverseTone
 from vidcam.io.atomic import atomic_path, atomic_write_text
-from vidcam.io.encode import write_hdr10_video, write_sdr_video
+from vidcam.io.encode import write_sdr_video
 from vidcam.io.video import Clip, probe, read_video
 from vidcam.log import log
 from vidcam.parallel import Task, run_tasks
 from vidcam.pipeline import analyse, build, enhance
 from vidcam.plan import RunPlan, resolve
-from vidcam.rendering import display_clip, exposure_scale, render_clip, through_camera, to_uint8
-from vidcam.run import CHECKPOINT_NAME, Report, StageTimer, audio_source, default_outdir, pick_device
+from vidcam.rendering import to_uint8
+from vidcam.run import (
+    CHECKPOINT_NAME,
+    Report,
+    StageTimer,
+    audio_source,
+    default_outdir,
+    pick_device,
+)
 from vidcam.runlock import claim_run_folder, mark_complete
+from vidcam.streaming import FrameSinks
 from vidcam.threads import apply_threads
 from vidcam.training.trainer import Trainer
+from vidcam.upscale import OutputFrames, fit_max_side
 from vidcam.windows import (
+    WINDOW_CONFIDENCE,
     WINDOW_DONE,
     WINDOW_RENDER,
+    WINDOW_TONE,
+    FlickerMeter,
     Window,
     chained_gains,
-    join_windows,
+    frame_weights,
+    joined_frame,
     load_window_render,
-    seam_flicker,
     split_windows,
     window_clip,
     window_folder,
@@ -50,6 +68,7 @@ from vidcam.windows import (
     windows_summary,
 )
 
+PREPASS_STEP = 4  # the display pre-pass of a windowed join samples every 4th pixel of every 4th row
 VIDEO_SUFFIXES = {".mp4", ".mov", ".mkv", ".avi", ".m4v", ".webm", ".mts"}
 
 
@@ -111,7 +130,7 @@ def plan_job(input_path: Path, outdir: Path, cfg: Config, resume: bool, locks: c
     locks.enter_context(claim_run_folder(outdir, resume))
     job = ClipJob(input_path, outdir, cfg, resume, windows, [])
     with job.timer.stage("decode"):
-        job.clip = read_video(input_path, cfg.io.start_frame, cfg.io.max_frames, cfg.io.max_side)
+        job.clip = read_video(input_path, cfg.io.start_frame, cfg.io.max_frames, fit_max_side(cfg.io))
     windows = split_windows(job.clip.n_frames, cfg.windows.frames, cfg.windows.overlap)  # decoded count is the truth
     job.windows = windows
     job.plan = resolve(cfg, job.clip.frames_float())
@@ -130,44 +149,65 @@ def plan_job(input_path: Path, outdir: Path, cfg: Config, resume: bool, locks: c
 
 
 def finish_job(job: ClipJob, results: list) -> Report:
-    """A whole-clip fit's report as it came; a windowed clip joined, written and reported."""
+    """A whole-clip fit's report as it came; a windowed clip joined, written and reported.
+
+    The join streams like a whole-clip export: each output frame is blended from the windows'
+    fit-size renders (memory-mapped), brought to the output size and handed to the writers."""
     if not job.windowed:
         return results[0]
     clip, plan, cfg, rc, timer = job.clip, job.plan, job.cfg, job.cfg.render, job.timer
+    windows, camera = job.windows, plan.operator == "camera"
+    folders = [window_folder(job.outdir, w) for w in windows]
+    renders = [load_window_render(job.outdir, w) for w in windows]
     with timer.stage("join"):
-        renders = [load_window_render(job.outdir, w) for w in job.windows]
-        aligned = plan.operator != "camera"  # camera output is display-referred: blended as it is, not rescaled
-        gains = chained_gains(renders, job.windows, aligned)
-        joined = join_windows(renders, job.windows, gains)
-        naive = join_windows(renders, job.windows, [1.0] * len(job.windows), blend=False)
-        hdr = None
-        if plan.operator == "camera":
-            sdr, naive_sdr = to_uint8(joined), to_uint8(naive)
-        else:
-            scale = exposure_scale(joined, rc.key)  # one exposure scale and one tone curve for the whole clip
-            hdr = joined * np.float32(scale)
-            sdr, naive_sdr = display_clip(hdr, plan.operator), display_clip(naive * np.float32(scale), plan.operator)
-        flicker, naive_flicker = seam_flicker(sdr, job.windows), seam_flicker(naive_sdr, job.windows)
-        del naive, naive_sdr
+        # Camera output is display-referred: blended as it is, not rescaled.
+        gains = chained_gains(renders, windows, aligned=not camera)
+        weights, naive_weights = frame_weights(windows), frame_weights(windows, blend=False)
+        ones = [1.0] * len(windows)
+        stats = None
+        if not camera:  # one exposure scale and one tone curve for the whole clip
+            samples = (joined_frame(renders, windows, weights, gains, t)[::PREPASS_STEP, ::PREPASS_STEP].reshape(-1, 3) for t in range(clip.n_frames))
+            stats = measure_display(samples, rc.key, rc.hdr10_white_nits, rc.hdr10_peak_nits)
+    inverses = [InverseTone.from_table(**np.load(folder / WINDOW_TONE)) for folder in folders]
+    main_window = weights.argmax(axis=0)  # per frame: the window whose response and confidence it takes
+    output = OutputFrames.for_clip(clip, cfg.io)
+    upscalers = [FrameUpscaler(output, rc, None if camera else inverse) for inverse in inverses]
+    audio = audio_source(job.input_path, clip.info.has_audio, cfg.io.start_frame)
+    meters = FlickerMeter(windows), FlickerMeter(windows)  # the blended, aligned join; the naive one
+
+    def display(image: np.ndarray) -> np.ndarray:
+        return to_uint8(image) if stats is None else display_frame(image * stats.scale, plan.operator, stats)
+
+    with FrameSinks() as sinks:
+        open_writers(sinks, job.outdir, clip, rc, plan, stats, audio)
+        for t, full_input in enumerate(output.inputs()):
+            with timer.stage("join"):
+                image = joined_frame(renders, windows, weights, gains, t)
+                meters[0].add(display(image))
+                meters[1].add(display(joined_frame(renders, windows, naive_weights, ones, t)))
+                image = upscalers[main_window[t]](image, full_input)
+                hdr = None if stats is None else image * stats.scale
+                sdr = display(image)
+            with timer.stage("encode"):
+                write_frame(sinks, job.outdir, t, full_input, rc, hdr, sdr)
+        with timer.stage("encode"):
+            sinks.close()
+    flicker, naive_flicker = meters[0].result(), meters[1].result()
     log(
         f"{job.input_path.name}: seam flicker (mean |frame-to-frame change|, 0-255) at borders {flicker['border']:.3f}, "
         f"elsewhere {flicker['elsewhere']:.3f}; hard cut without alignment: {naive_flicker['border']:.3f}; "
         f"mean brightness change at borders {flicker['brightness_border']:.3f}, elsewhere {flicker['brightness_elsewhere']:.3f}"
     )
-    audio = audio_source(job.input_path, clip.info.has_audio, cfg.io.start_frame)
-    with timer.stage("encode"):
-        if hdr is not None:
-            write_sequence(job.outdir / run_folder.HDR_DIR, hdr, write_exr)
-            if plan.mode == "hdr":
-                write_hdr10_video(
-                    job.outdir / run_folder.HDR10_VIDEO, hdr, clip.fps, rc.hdr10_white_nits, rc.hdr10_peak_nits, rc.crf, audio
-                )
-        write_sdr_video(job.outdir / run_folder.SDR_VIDEO, sdr, clip.fps, rc.crf, audio)
-        if rc.save_frames:
-            write_sequence(job.outdir / run_folder.FRAMES_DIR, sdr, write_png)
-        if rc.compare:
-            source = clip.frames if clip.frames.dtype == np.uint8 else to_uint8(clip.frames_float())
-            write_sdr_video(job.outdir / run_folder.COMPARE_VIDEO, side_by_side(source, sdr), clip.fps, rc.crf, audio)
+    fidelity = None
+    if rc.fidelity == "guard":
+        confidences = [np.load(folder / WINDOW_CONFIDENCE, mmap_mode="r") for folder in folders]
+        picked = [(confidences[k], t - windows[k].start) for t, k in enumerate(main_window)]
+        grey = (np.repeat(c[i][..., None], 3, axis=-1) for c, i in picked)
+        write_sdr_video(job.outdir / run_folder.CONFIDENCE_VIDEO, grey, clip.fps, rc.crf)
+        fidelity = {
+            key: [results[k]["fidelity"][key][t - windows[k].start] for t, k in enumerate(main_window)]
+            for key in ("rerender_psnr", "confidence", "expected_gain_db")
+        }
     for result in results:
         for stage, seconds in result["timings"].items():
             timer.seconds[f"windows_{stage}"] = timer.seconds.get(f"windows_{stage}", 0.0) + seconds
@@ -176,7 +216,7 @@ def finish_job(job: ClipJob, results: list) -> Report:
         mode=plan.mode,
         device=results[0]["device"],
         frames=clip.n_frames,
-        size=[clip.width, clip.height],
+        size=list(output.size),
         fps=str(clip.fps),
         threads=results[0]["threads"],
         audio=str(audio) if audio is not None else None,
@@ -184,9 +224,10 @@ def finish_job(job: ClipJob, results: list) -> Report:
         exposures={"source": plan.exposure_source, "period": plan.exposure_period, "ratio": plan.exposure_ratio},
         steps=sum(result["steps"] for result in results),
         tonemap=plan.operator,
-        hdr_scale=scale if hdr is not None else None,
+        hdr_scale=stats.scale if stats is not None else None,
         timings=timer.seconds,
-        windows=windows_summary(job.windows, gains, flicker, naive_flicker, results),
+        fidelity=fidelity,
+        windows=windows_summary(windows, gains, flicker, naive_flicker, results),
         config=cfg.to_dict(),
     )
     report.write(job.outdir)
@@ -195,10 +236,11 @@ def finish_job(job: ClipJob, results: list) -> Report:
 
 
 def fit_window(clip: Clip, plan: RunPlan, cfg: Config, folder: Path, cache_dir: Path, resume: bool) -> dict[str, Any]:
-    """Prepare, build, train and render one window (a Ray task or a plain call); returns its summary.
+    """Prepare, build, train, render and guard one window (a Ray task or a plain call); returns its summary.
 
     A window whose summary exists is done and is not touched again; an interrupted one continues
-    from its checkpoint.
+    from its checkpoint. Its output is the guarded render at the fit size (``WINDOW_RENDER``),
+    with the guard's confidence and the learned response beside it, for the join.
     """
     folder = Path(folder)
     done = folder / WINDOW_DONE
@@ -216,11 +258,27 @@ def fit_window(clip: Clip, plan: RunPlan, cfg: Config, folder: Path, cache_dir: 
     with timer.stage("train"):
         history = trainer.fit(resume)
     model.eval()
+    del data, prepared
+    camera = plan.operator == "camera"
+    rc = cfg.render
+    guard = FidelityGuard(model, clip.frames, rc) if rc.fidelity == "guard" else None
     with timer.stage("render"):
-        evaluate = through_camera(model) if plan.operator == "camera" else None
-        rendered = render_clip(model, cfg.render.chunk, evaluate, desc=f"render {folder.name}")
+        rendered = np.empty((clip.n_frames, clip.height, clip.width, 3), np.float16)
+        frames = rendered_frames(model, rc, camera=camera and guard is None, desc=f"render {folder.name}")
+        for t, image in enumerate(frames):
+            if guard is not None:
+                image = guard(t, camera, sharp_irradiance=image)
+            rendered[t] = np.minimum(image, np.finfo(np.float16).max)
     with atomic_path(folder / WINDOW_RENDER) as tmp, open(tmp, "wb") as handle:
-        np.save(handle, rendered.astype(np.float32))
+        np.save(handle, rendered)
+    inverse = InverseTone(model)
+    with atomic_path(folder / WINDOW_TONE) as tmp, open(tmp, "wb") as handle:
+        np.savez(handle, z=inverse.z, values=inverse.values)
+    fidelity = None
+    if guard is not None:
+        with atomic_path(folder / WINDOW_CONFIDENCE) as tmp, open(tmp, "wb") as handle:
+            np.save(handle, np.stack(guard.confidence))
+        fidelity = guard.summary()
     summary = {
         "steps": trainer.step,
         "threads": threads,
@@ -228,6 +286,7 @@ def fit_window(clip: Clip, plan: RunPlan, cfg: Config, folder: Path, cache_dir: 
         "timings": timer.seconds,
         "final_losses": history[-1] if history else {},
         "learned_exposures": model.exposures.all().exp().detach().cpu().tolist(),
+        "fidelity": fidelity,
         "cuda_max_memory_allocated": torch.cuda.max_memory_allocated(device) if device.type == "cuda" else None,
     }
     atomic_write_text(done, json.dumps(summary, indent=2))
@@ -247,11 +306,3 @@ def enhance_all(inputs: list[Path], outdirs: list[Path], cfgs: list[Config], res
             reports.append(finish_job(job, results[taken : taken + len(job.tasks)]))
             taken += len(job.tasks)
     return reports
-
-
-def write_sequence(folder: Path, frames: np.ndarray, write: Callable[[Path, np.ndarray], None]) -> None:
-    """``folder/00000.ext ...``: one file per frame (EXR or PNG by ``write``)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    suffix = ".exr" if write is write_exr else ".png"
-    for t, frame in enumerate(frames):
-        write(folder / f"{t:05d}{suffix}", frame)

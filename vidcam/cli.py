@@ -14,7 +14,15 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from vidcam.config import PRESETS, Config, FlowConfig, RenderConfig, choices, load_config, parse_value
+from vidcam.config import (
+    PRESETS,
+    Config,
+    FlowConfig,
+    RenderConfig,
+    choices,
+    load_config,
+    parse_value,
+)
 from vidcam.errors import VidcamError
 from vidcam.progress import set_quiet
 

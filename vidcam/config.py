@@ -27,6 +27,12 @@ class IOConfig:
     start_frame: int = 0  # first source frame used
     max_frames: int | None = None  # use at most this many frames; None: to the end
     max_side: int | None = None  # longest side after an area resize; None keeps the size
+    # Longest side the model is fitted at (flow, training, the guard). Larger frames are fitted
+    # downscaled and the result is brought back to the decoded size with the input's own finer
+    # detail (vidcam/upscale.py), so memory and time follow the fit size, not the video's. 640
+    # matches flow.max_side: above it flow is upsampled, so a bigger fit sees no finer motion.
+    # None fits at the decoded size.
+    fit_side: int | None = 640
 
 
 @dataclass
@@ -333,6 +339,7 @@ _LIMITS: tuple[tuple[str, float, bool], ...] = (
     ("io.start_frame", 0, False),
     ("io.max_frames", 1, False),
     ("io.max_side", 1, False),
+    ("io.fit_side", 1, False),
     ("flow.raft_iters", 1, False),
     ("flow.max_side", 1, False),
     ("flow.batch_size", 1, False),

@@ -12,17 +12,29 @@ import torch
 from vidcam import run as run_folder
 from vidcam.config import Config, RenderConfig
 from vidcam.fast_render import rendered_frames, sampled_irradiance
-from vidcam.fidelity import FidelityGuard
+from vidcam.fidelity import FidelityGuard, InverseTone
+from vidcam.io.encode import write_hdr10_video, write_sdr_video
 from vidcam.io.images import write_exr, write_png
 from vidcam.io.video import Clip
-from vidcam.io.encode import write_hdr10_video, write_sdr_video
 from vidcam.models.model import VidcamModel
 from vidcam.plan import RunPlan
 from vidcam.plots import image_grid, line_plot
-from vidcam.rendering import LUMA_709, display_sdr, srgb_encode, to_uint8, tonemap_reinhard
+from vidcam.rendering import (
+    LUMA_709,
+    display_sdr,
+    srgb_encode,
+    to_uint8,
+    tonemap_reinhard,
+)
 from vidcam.report_html import write_report_html
 from vidcam.run import Report, StageTimer
 from vidcam.streaming import FrameSinks
+from vidcam.upscale import (
+    OutputFrames,
+    detail_weights,
+    upscale_irradiance,
+    upscale_pixels,
+)
 
 CRF_SAMPLES = 256
 WHITE_PERCENTILE = 99.9  # Reinhard's white point: this percentile of the clip's luminance
@@ -144,12 +156,14 @@ def write_run_outputs(
     report: Report,
     timer: StageTimer,
     audio_from: Path | None,
+    output: OutputFrames,
 ) -> None:
     """Render without the camera's flaws and write the mode's videos, pictures and report.
 
-    Frames stream: each is rendered, post-processed and handed to the writers before the next is
-    rendered (the clip-wide exposure scale comes from a pre-pass over sampled pixels), so memory
-    does not grow with the clip's length."""
+    Frames stream: each is rendered at the fit size, guarded, brought to the output size
+    (vidcam.upscale) and handed to the writers before the next is rendered (the clip-wide
+    exposure scale comes from a pre-pass over sampled pixels), so memory does not grow with the
+    clip's length."""
     rc = cfg.render
     camera = plan.operator == "camera"
     stats = None
@@ -160,17 +174,19 @@ def write_run_outputs(
     guard = FidelityGuard(model, clip.frames, rc) if rc.fidelity == "guard" else None
     # The guard takes the sharp irradiance and decides per pixel between it and the input.
     frames = iter(rendered_frames(model, rc, camera=camera and guard is None))
+    upscale = FrameUpscaler(output, rc, None if camera else InverseTone(model))
     with FrameSinks() as sinks:
-        _open_writers(sinks, outdir, clip, rc, plan, stats, audio_from)
-        for t in range(model.frame.n_frames):
+        open_writers(sinks, outdir, clip, rc, plan, stats, audio_from)
+        for t, full_input in enumerate(output.inputs()):
             with timer.stage("render"):
                 image = next(frames)
                 if guard is not None:
                     image = guard(t, camera, sharp_irradiance=image)
+                image = upscale(image, full_input)
                 hdr = None if stats is None else image * stats.scale
                 sdr = to_uint8(image) if stats is None else display_frame(hdr, plan.operator, stats)
             with timer.stage("encode"):
-                _write_frame(sinks, outdir, t, clip, rc, hdr, sdr)
+                write_frame(sinks, outdir, t, full_input, rc, hdr, sdr)
         next(frames, None)  # the renderer's progress report ends
         with timer.stage("encode"):
             sinks.close()
@@ -187,7 +203,21 @@ def write_run_outputs(
     write_report_html(outdir)
 
 
-def _open_writers(
+class FrameUpscaler:
+    """Fit-size results of frame t -> the output size (``vidcam.upscale``); unchanged when they agree."""
+
+    def __init__(self, output: OutputFrames, rc: RenderConfig, inverse: InverseTone | None):
+        self.output, self.rc, self.inverse = output, rc, inverse
+
+    def __call__(self, image: np.ndarray, full_input: np.ndarray) -> np.ndarray:
+        if not self.output.upscaled:
+            return image
+        if self.inverse is None:
+            return upscale_pixels(image, full_input)
+        return upscale_irradiance(image, full_input, self.inverse, self.rc)
+
+
+def open_writers(
     sinks: FrameSinks,
     outdir: Path,
     clip: Clip,
@@ -211,8 +241,8 @@ def _open_writers(
         (outdir / run_folder.FRAMES_DIR).mkdir(parents=True, exist_ok=True)
 
 
-def _write_frame(
-    sinks: FrameSinks, outdir: Path, t: int, clip: Clip, rc: RenderConfig, hdr: np.ndarray | None, sdr: np.ndarray
+def write_frame(
+    sinks: FrameSinks, outdir: Path, t: int, source: np.ndarray, rc: RenderConfig, hdr: np.ndarray | None, sdr: np.ndarray
 ) -> None:
     sinks.put("sdr", sdr)
     if "hdr10" in sinks and hdr is not None:
@@ -221,7 +251,6 @@ def _write_frame(
     if rc.save_frames:
         write_png(outdir / run_folder.FRAMES_DIR / f"{t:05d}.png", sdr)
     if rc.compare:
-        source = clip.frames[t]
         if source.dtype != np.uint8:
             source = to_uint8(source.astype(np.float32) / np.iinfo(source.dtype).max)
         sinks.put("compare", side_by_side(source[None], sdr[None])[0])

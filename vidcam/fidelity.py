@@ -88,6 +88,13 @@ class InverseTone:
         self.z = z.cpu().numpy().astype(np.float64)
         self.values = np.maximum.accumulate(curve.cpu().numpy().astype(np.float64), axis=0)
 
+    @classmethod
+    def from_table(cls, z: np.ndarray, values: np.ndarray) -> InverseTone:
+        """The inverse of a response tabulated earlier (``z`` [M], ``values`` [M, 3]: a saved run's)."""
+        inverse = cls.__new__(cls)
+        inverse.z, inverse.values = np.asarray(z, np.float64), np.asarray(values, np.float64)
+        return inverse
+
     def __call__(self, pixels: np.ndarray) -> np.ndarray:
         """Log exposure ``z`` ``[..., 3]`` for pixel values ``[..., 3]`` in [0, 1] (clamped to the table's ends)."""
         if pixels.shape[-1] != 3:

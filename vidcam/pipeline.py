@@ -21,12 +21,20 @@ from vidcam.motion import foreground_from_motion, initial_motions, load_masks
 from vidcam.plan import RunPlan, resolve
 from vidcam.report_html import write_report_html
 from vidcam.resources import check_clip
-from vidcam.run import Report, StageTimer, audio_source, default_outdir, forget_unstarted_run, pick_device
+from vidcam.run import (
+    Report,
+    StageTimer,
+    audio_source,
+    default_outdir,
+    forget_unstarted_run,
+    pick_device,
+)
 from vidcam.runlock import claim_run_folder, mark_complete
 from vidcam.sharpness import frame_sharpness, sharp_frame_weights
 from vidcam.threads import apply_threads
 from vidcam.training.data import ClipData
 from vidcam.training.trainer import Trainer
+from vidcam.upscale import OutputFrames, fit_max_side
 
 
 @dataclass
@@ -46,10 +54,12 @@ def prepare(
 ) -> Prepared:
     """Decode the clip, resolve the plan, save the settings, compute flow and the foreground mask."""
     with timer.stage("decode"):
-        clip = read_video(input_path, cfg.io.start_frame, cfg.io.max_frames, cfg.io.max_side)
+        clip = read_video(input_path, cfg.io.start_frame, cfg.io.max_frames, fit_max_side(cfg.io))
     if clip.n_frames < 2:
         raise VidcamError(f"{input_path} has {clip.n_frames} frame(s); vidcam needs at least 2")
-    log(f"{clip.n_frames} frames of {clip.width}x{clip.height} at {float(clip.fps):.3g} fps on {device}")
+    output = OutputFrames.for_clip(clip, cfg.io)
+    fitted = f", fitted at {clip.width}x{clip.height}" if output.upscaled else ""
+    log(f"{clip.n_frames} frames of {output.size[0]}x{output.size[1]}{fitted} at {float(clip.fps):.3g} fps on {device}")
     frames = clip.frames_float()
     plan = resolve(cfg, frames)
     log(f"mode: {plan.mode} ({'exposure ' + plan.describe_exposures() if plan.mode == 'hdr' else 'single exposure'})")
@@ -96,7 +106,7 @@ def new_report(input_path: Path, prepared: Prepared, device: torch.device, cfg: 
         mode=plan.mode,
         device=str(device),
         frames=clip.n_frames,
-        size=[clip.width, clip.height],
+        size=list(OutputFrames.for_clip(clip, cfg.io).size),
         fps=str(clip.fps),
         plan=plan.to_dict(),
         flow={"backend": prepared.backend.name, "reason": prepared.backend.reason, "gaps": cfg.flow.gaps},
@@ -151,5 +161,7 @@ def _enhance_locked(input_path: Path, outdir: Path, cfg: Config, resume: bool) -
         report.cuda_max_memory_allocated = torch.cuda.max_memory_allocated(device)
     audio = audio_source(input_path, prepared.clip.info.has_audio, cfg.io.start_frame)
     report.audio = str(audio) if audio is not None else None
-    write_run_outputs(outdir, model, prepared.clip, cfg, prepared.plan, history, trainer.z_range, report, timer, audio)
+    write_run_outputs(outdir, model, prepared.clip, cfg, prepared.plan, history, trainer.z_range, report, timer, audio,
+        OutputFrames.for_clip(prepared.clip, cfg.io),
+    )
     return report

@@ -93,7 +93,9 @@ class Progress(Generic[T]):
         self._started = self._last_line = clock()
         self._bar: tqdm | None = None
         if not self._silent and _is_terminal(self._stream):
-            from tqdm import tqdm  # only for a terminal: the CLI starts faster without it
+            from tqdm import (
+                tqdm,  # only for a terminal: the CLI starts faster without it
+            )
 
             self._bar = tqdm(
                 total=total,

@@ -12,7 +12,6 @@ from vidcam.errors import VidcamError
 from vidcam.flow.estimate import flow_resolution
 from vidcam.io.video import VideoInfo, output_size, probe
 
-
 # OpenCV's DIS flow (the backend without weights, and RAFT's fallback) refuses smaller frames.
 MIN_FRAME_SIDE = 12
 # Host memory a run holds at its peak per pixel of the clip (frames x height x width): the

@@ -25,7 +25,9 @@ from vidcam.plan import RunPlan
 from vidcam.rendering import LUMA_709
 
 WINDOWS_DIR = "windows"
-WINDOW_RENDER = "render.npy"  # the window's linear irradiance (or camera output) [n,H,W,3] float32
+WINDOW_RENDER = "render.npy"  # the window's guarded output at the fit size [n,h,w,3] float16: irradiance, or camera output
+WINDOW_CONFIDENCE = "confidence.npy"  # the guard's weight on the model [n,h,w] uint8 (255: model trusted)
+WINDOW_TONE = "inverse_tone.npz"  # the learned response, tabulated (the output's detail goes through it)
 WINDOW_DONE = "window.json"  # written last: the window is finished
 LUMINANCE_FLOOR = 1e-4  # pixels darker than this in either window are left out of the gain estimate
 
@@ -116,20 +118,30 @@ def chained_gains(renders: list[np.ndarray], windows: list[Window], aligned: boo
     return gains
 
 
-def join_windows(renders: list[np.ndarray], windows: list[Window], gains: list[float], blend: bool = True) -> np.ndarray:
-    """[N,H,W,3] float32: each window times its gain, blended across overlaps (or, with
-    ``blend=False``, cut hard in the middle of each overlap: the naive join, for comparison)."""
-    n_frames = windows[-1].end
-    weights = blend_weights(windows, n_frames)
+def frame_weights(windows: list[Window], blend: bool = True) -> np.ndarray:
+    """[n_windows, n_frames] weights of each window's render in each output frame: the blend
+    (``blend_weights``), or with ``blend=False`` a hard cut in the middle of each overlap (the
+    naive join, for comparison)."""
+    weights = blend_weights(windows, windows[-1].end)
     if not blend:
         weights = (weights == weights.max(axis=0, keepdims=True)).astype(np.float64)
         weights /= weights.sum(axis=0, keepdims=True)
-    joined = np.zeros((n_frames, *renders[0].shape[1:]), np.float32)
+    return weights
+
+
+def joined_frame(renders: list[np.ndarray], windows: list[Window], weights: np.ndarray, gains: list[float], t: int) -> np.ndarray:
+    """Output frame t [H,W,3] float32: every window covering it, times its gain, by its weight."""
+    frame = np.zeros(renders[0].shape[1:], np.float32)
     for k, window in enumerate(windows):
-        for t in range(window.start, window.end):
-            if weights[k, t] > 0:
-                joined[t] += np.float32(weights[k, t] * gains[k]) * renders[k][t - window.start]
-    return joined
+        if window.start <= t < window.end and weights[k, t] > 0:
+            frame += np.float32(weights[k, t] * gains[k]) * renders[k][t - window.start].astype(np.float32)
+    return frame
+
+
+def join_windows(renders: list[np.ndarray], windows: list[Window], gains: list[float], blend: bool = True) -> np.ndarray:
+    """[N,H,W,3] float32: the whole joined clip (``joined_frame`` for every frame; small clips and tests)."""
+    weights = frame_weights(windows, blend)
+    return np.stack([joined_frame(renders, windows, weights, gains, t) for t in range(windows[-1].end)])
 
 
 def border_pairs(windows: list[Window]) -> np.ndarray:
@@ -140,26 +152,48 @@ def border_pairs(windows: list[Window]) -> np.ndarray:
     return at_border
 
 
+class FlickerMeter:
+    """Frame-to-frame change of 8-bit output frames fed one at a time, at window borders and
+    elsewhere (see ``seam_flicker``); holds one frame."""
+
+    def __init__(self, windows: list[Window]):
+        self.at_border = border_pairs(windows)
+        self.change: list[float] = []
+        self.brightness: list[float] = []
+        self._previous: np.ndarray | None = None
+
+    def add(self, frame: np.ndarray) -> None:
+        current = frame.astype(np.float32)
+        if self._previous is not None:
+            self.change.append(float(np.abs(current - self._previous).mean()))
+            self.brightness.append(abs(float(current.mean()) - float(self._previous.mean())))
+        self._previous = current
+
+    def result(self) -> dict[str, float]:
+        change, brightness = np.array(self.change), np.array(self.brightness)
+        at_border = self.at_border[: len(change)]
+
+        def mean(values: np.ndarray, where: np.ndarray) -> float:
+            return float(values[where].mean()) if where.any() else float("nan")
+
+        border, elsewhere = mean(change, at_border), mean(change, ~at_border)
+        return {
+            "border": border,
+            "elsewhere": elsewhere,
+            "ratio": border / elsewhere if elsewhere > 0 else float("nan"),
+            "brightness_border": mean(brightness, at_border),
+            "brightness_elsewhere": mean(brightness, ~at_border),
+        }
+
+
 def seam_flicker(sdr: np.ndarray, windows: list[Window]) -> dict[str, float]:
     """Frame-to-frame change of the 8-bit output (0-255) at window borders and elsewhere: per pixel
     (``border``, ``elsewhere``: mean absolute change, motion included) and of the frame's mean
     brightness (``brightness_border``, ``brightness_elsewhere``: the jump a seam would make)."""
-    frames = sdr.astype(np.float32)
-    change = np.abs(np.diff(frames, axis=0)).mean(axis=(1, 2, 3))
-    brightness = np.abs(np.diff(frames.mean(axis=(1, 2, 3))))
-    at_border = border_pairs(windows)
-
-    def mean(values: np.ndarray, where: np.ndarray) -> float:
-        return float(values[where].mean()) if where.any() else float("nan")
-
-    border, elsewhere = mean(change, at_border), mean(change, ~at_border)
-    return {
-        "border": border,
-        "elsewhere": elsewhere,
-        "ratio": border / elsewhere if elsewhere > 0 else float("nan"),
-        "brightness_border": mean(brightness, at_border),
-        "brightness_elsewhere": mean(brightness, ~at_border),
-    }
+    meter = FlickerMeter(windows)
+    for frame in sdr:
+        meter.add(frame)
+    return meter.result()
 
 
 def windows_summary(windows: list[Window], gains: list[float], flicker: dict, naive: dict, tasks: list[dict]) -> dict:

@@ -21,10 +21,10 @@ from vidcam.atlas.display import DisplayCurve
 from vidcam.atlas.export import atlas_picture
 from vidcam.atlas.layout import AtlasLayout, find_layout, read_layout
 from vidcam.errors import VidcamError
-from vidcam.io.images import read_png
-from vidcam.io.encode import write_hdr10_video, write_sdr_video
-from vidcam.models.model import VidcamModel
 from vidcam.fast_render import AtlasOverride, rendered_frames
+from vidcam.io.encode import write_hdr10_video, write_sdr_video
+from vidcam.io.images import read_png
+from vidcam.models.model import VidcamModel
 from vidcam.rendering import Evaluate, display_clip, to_uint8
 from vidcam.run import Run, open_run
 from vidcam.runlock import note_if_unfinished, reading_run, refuse_existing

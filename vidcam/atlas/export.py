@@ -36,16 +36,17 @@ from vidcam.atlas.layout import (
     write_layout,
 )
 from vidcam.errors import VidcamError
+from vidcam.fast_render import FastScene, FastSettings, rendered_frames
+from vidcam.io.encode import write_sdr_video
 from vidcam.io.images import write_exr, write_png
 from vidcam.io.video import read_video
-from vidcam.io.encode import write_sdr_video
 from vidcam.models.model import VidcamModel
 from vidcam.plots import image_grid
-from vidcam.fast_render import FastScene, FastSettings, rendered_frames
 from vidcam.progress import progress
 from vidcam.rendering import in_chunks, render_frame, render_frames, to_uint8
 from vidcam.run import ATLAS_DIR, Run, open_run
 from vidcam.runlock import note_if_unfinished, reading_run, refuse_existing
+from vidcam.upscale import fit_max_side
 
 CHECKER_DARK = 0.45  # brightness of the dark squares relative to the light ones
 OUTSIDE_BOX_GREY = 0.5
@@ -83,7 +84,7 @@ def clip_frames(run: Run) -> np.ndarray:
     if source is not None and source.is_file():
         io = run.cfg.io
         try:
-            clip = read_video(source, io.start_frame, io.max_frames, io.max_side)
+            clip = read_video(source, io.start_frame, io.max_frames, fit_max_side(io))
         except VidcamError:
             clip = None
         if clip is not None and clip.frames.shape[:3] == (frame.n_frames, frame.height, frame.width):

@@ -29,7 +29,8 @@ from vidcam.errors import VidcamError
 from vidcam.flow.types import FlowPair
 from vidcam.io.atomic import atomic_path
 from vidcam.log import log
-from vidcam.progress import Progress, progress as progress_report  # `progress` names a flag here
+from vidcam.progress import Progress  # `progress` names a flag here
+from vidcam.progress import progress as progress_report
 
 BACKENDS = choices(FlowConfig, "backend")
 # DIS settings, chosen by measurement (256x144 textured synthetic pairs, mean EPE): the MEDIUM

@@ -57,7 +57,9 @@ def export_flow_visualisation(flows: dict[int, FlowPair], out_dir: Path, fps: fl
     One colour scale per gap (a high percentile of the magnitudes) so colours compare across
     frames; pixels failing the consistency check are shown at half brightness.
     """
-    from vidcam.io.encode import write_sdr_video  # imported late: video I/O pulls in PyAV
+    from vidcam.io.encode import (
+        write_sdr_video,  # imported late: video I/O pulls in PyAV
+    )
 
     out_dir = Path(out_dir)
     for gap, pair in sorted(flows.items()):

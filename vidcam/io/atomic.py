@@ -9,8 +9,8 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-import shutil
 import re
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path

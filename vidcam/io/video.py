@@ -226,28 +226,43 @@ def read_video(
     deep = info.bit_depth > 8
     frames = np.empty((count, size[1], size[0], 3), np.uint16 if deep else np.uint8)
     kept = 0
-    damage = ""
+    damage: list[str] = []
+    for kept, rgb in enumerate(_pyav_stream(info, start, count, size, damage), 1):
+        frames[kept - 1] = rgb
+    if kept == 0:
+        raise VidcamError(f"cannot decode {info.path}: no frame from {start} on is readable{''.join(damage)}")
+    _warn_if_truncated(info, start, kept, count, "".join(damage))
+    return Clip(frames[:kept], info.fps, info, np.arange(start, start + kept))
+
+
+def iter_video(path: str | Path, start: int, count: int, max_side: int | None = None) -> Iterator[np.ndarray]:
+    """Frames ``start .. start + count`` one at a time (as ``read_video`` gives them): a second pass
+    over a clip at another size holds one frame, not the clip."""
+    info = probe(path)
+    yield from _pyav_stream(info, start, count, output_size(info.width, info.height, max_side), [])
+
+
+def _pyav_stream(info: VideoInfo, start: int, count: int, size: tuple[int, int], damage: list[str]) -> Iterator[np.ndarray]:
+    """Decoded frames from ``start`` on, at most ``count``; a decoding error mid-stream ends them
+    (its reason appended to ``damage``)."""
+    deep = info.bit_depth > 8
     with open_input(info.path) as container:
         stream = _video_stream(container, info.path)
         stream.thread_type = "AUTO"
         decoded = container.decode(stream)
-        index = 0
+        index = kept = 0
         while kept < count:
             try:
                 frame = next(decoded, None)
             except av.FFmpegError as exc:  # damaged data mid-stream: keep the frames before it
-                damage = f" ({error_reason(exc)})"
-                break
+                damage.append(f" ({error_reason(exc)})")
+                return
             if frame is None:
-                break
+                return
             if index >= start:
-                frames[kept] = _to_rgb(frame, deep, info.rotation, size)
+                yield _to_rgb(frame, deep, info.rotation, size)
                 kept += 1
             index += 1
-    if kept == 0:
-        raise VidcamError(f"cannot decode {info.path}: no frame from {start} on is readable{damage}")
-    _warn_if_truncated(info, start, kept, count, damage)
-    return Clip(frames[:kept], info.fps, info, np.arange(start, start + kept))
 
 
 def decord_available() -> bool:

@@ -13,8 +13,8 @@ import torch
 from vidcam.config import Config
 from vidcam.errors import VidcamError
 from vidcam.log import log
-from vidcam.models.encodings import encoding_parameters
 from vidcam.models.camera import DEFAULT_Z_RANGE
+from vidcam.models.encodings import encoding_parameters
 from vidcam.models.model import VidcamModel
 from vidcam.plan import RunPlan
 from vidcam.progress import Progress, progress
