@@ -31,7 +31,6 @@ from vidcam.run import Report, StageTimer
 from vidcam.streaming import FrameSinks
 from vidcam.upscale import (
     OutputFrames,
-    detail_weights,
     upscale_irradiance,
     upscale_pixels,
 )
