@@ -29,11 +29,7 @@ from vidcam.rendering import (
 from vidcam.report_html import write_report_html
 from vidcam.run import Report, StageTimer
 from vidcam.streaming import FrameSinks
-from vidcam.upscale import (
-    OutputFrames,
-    upscale_irradiance,
-    upscale_pixels,
-)
+from vidcam.upscale import DetailTables, OutputFrames, upscale_irradiance, upscale_pixels
 
 CRF_SAMPLES = 256
 WHITE_PERCENTILE = 99.9  # Reinhard's white point: this percentile of the clip's luminance
@@ -206,14 +202,23 @@ class FrameUpscaler:
     """Fit-size results of frame t -> the output size (``vidcam.upscale``); unchanged when they agree."""
 
     def __init__(self, output: OutputFrames, rc: RenderConfig, inverse: InverseTone | None):
-        self.output, self.rc, self.inverse = output, rc, inverse
+        self.output = output
+        self.tables = None
+        if inverse is not None and output.upscaled:
+            self.tables = DetailTables(inverse, rc, np.iinfo(output.clip.frames.dtype).max + 1)
 
     def __call__(self, image: np.ndarray, full_input: np.ndarray) -> np.ndarray:
         if not self.output.upscaled:
             return image
-        if self.inverse is None:
+        if self.tables is None:
             return upscale_pixels(image, full_input)
-        return upscale_irradiance(image, full_input, self.inverse, self.rc)
+        return upscale_irradiance(image, full_input, self.tables)
+
+
+def write_exr_sequence(folder: Path, frames: Iterable[np.ndarray]) -> None:
+    """``folder/00000.exr ...``, one linear EXR per frame (a writer thread: compression runs beside the render)."""
+    for t, frame in enumerate(frames):
+        write_exr(folder / f"{t:05d}.exr", frame)
 
 
 def open_writers(
@@ -230,6 +235,7 @@ def open_writers(
     sinks.add("sdr", lambda frames: write_sdr_video(outdir / run_folder.SDR_VIDEO, frames, fps, rc.crf, audio_from))
     if plan.mode == "hdr" and stats is not None:
         (outdir / run_folder.HDR_DIR).mkdir(parents=True, exist_ok=True)
+        sinks.add("exr", lambda frames: write_exr_sequence(outdir / run_folder.HDR_DIR, frames))
         hdr10 = outdir / run_folder.HDR10_VIDEO
         white, peak, levels = rc.hdr10_white_nits, rc.hdr10_peak_nits, stats.light_levels
         sinks.add("hdr10", lambda frames: write_hdr10_video(hdr10, frames, fps, white, peak, rc.crf, audio_from, levels))
@@ -245,7 +251,7 @@ def write_frame(
 ) -> None:
     sinks.put("sdr", sdr)
     if "hdr10" in sinks and hdr is not None:
-        write_exr(outdir / run_folder.HDR_DIR / f"{t:05d}.exr", hdr)
+        sinks.put("exr", hdr)
         sinks.put("hdr10", hdr)
     if rc.save_frames:
         write_png(outdir / run_folder.FRAMES_DIR / f"{t:05d}.png", sdr)

@@ -43,8 +43,9 @@ from torch import Tensor
 
 from vidcam.config import RenderConfig
 from vidcam.io.encode import write_sdr_video
+from vidcam.fast_render import tone_tabulated
 from vidcam.log import log
-from vidcam.models.model import LOG_FLOOR, VidcamModel
+from vidcam.models.model import VidcamModel
 from vidcam.rendering import render_frame
 
 POOR_CONFIDENCE = 0.5  # a frame whose mean weight on the model is below this is reported as poorly explained
@@ -160,19 +161,21 @@ def render_through_camera(
     log_exposure = float(model.exposures(torch.tensor([t], device=device)))
 
     def through_tone(irradiance: Tensor) -> Tensor:
-        log_irradiance = irradiance.reshape(-1, 3).clamp_min(LOG_FLOOR).log().to(device)
-        exposure = torch.full((log_irradiance.shape[0],), log_exposure, device=device)
-        return model.tone(log_irradiance, exposure).float().cpu().reshape(irradiance.shape)
+        # Tabulated: the tone network at every pixel cost 0.77 s a 640x360 frame, the table 0.02 s.
+        values = tone_tabulated(model, irradiance.reshape(-1, 3).to(device), log_exposure)
+        return values.float().cpu().reshape(irradiance.shape)
 
     input_frame = input_frame.float()
+    sharp = through_tone(sharp_irradiance)
     if model.blur is None:
-        recorded_irradiance, input_reblurred = sharp_irradiance, input_frame
+        recorded, input_reblurred = sharp, input_frame
     else:
         recorded_irradiance, input_reblurred = _psf_blur(model, t, [sharp_irradiance, input_frame], chunk)
+        recorded = through_tone(recorded_irradiance)
     return FrameRenders(
         sharp_irradiance=sharp_irradiance,
-        sharp=through_tone(sharp_irradiance),
-        recorded=through_tone(recorded_irradiance),
+        sharp=sharp,
+        recorded=recorded,
         input_reblurred=input_reblurred,
         log_exposure=log_exposure,
     )

@@ -92,18 +92,34 @@ def upscale_pixels(result: np.ndarray, full_input: np.ndarray) -> np.ndarray:
     return np.clip(up + detail, 0, 1)
 
 
-def upscale_irradiance(result: np.ndarray, full_input: np.ndarray, inverse: InverseTone, rc: RenderConfig) -> np.ndarray:
-    """Irradiance [h,w,3] at the fit size -> [H,W,3] at ``full_input``'s size, with the input's finer
-    detail as a linear-light ratio (see the module doc)."""
-    observed = as_float(full_input)
-    height, width = observed.shape[:2]
+class DetailTables:
+    """Per input code value and channel: linear light through the inverse response (black and
+    clipped values held at the ends of the trusted range, or a clipped neighbour's extrapolated
+    irradiance would swamp the round trip of the well-exposed pixels beside it), its log, and the
+    weight of its detail. Looked up per pixel, as a lookup table: a 1080p frame's inverse response
+    by interpolation took 0.3 s."""
+
+    def __init__(self, inverse: InverseTone, rc: RenderConfig, levels: int = 256):
+        codes = np.repeat((np.arange(levels, dtype=np.float32) / (levels - 1))[:, None], 3, axis=1)
+        # Any exposure will do: only the ratio of linear light to its own round trip is used.
+        self.linear = np.exp(inverse(np.clip(codes, rc.fidelity_black, rc.fidelity_clip))).astype(np.float32)
+        self.floor = np.float32(RATIO_FLOOR * float(self.linear[levels // 2].mean()))  # the response's scale is arbitrary
+        self.log_linear = np.log(self.linear + self.floor)
+        self.weight = well_exposed(torch.from_numpy(codes), rc).numpy().astype(np.float32)
+
+    @staticmethod
+    def lookup(table: np.ndarray, frame: np.ndarray) -> np.ndarray:
+        """``table`` [levels, 3] at every pixel of ``frame`` [H,W,3] (its code values) -> [H,W,3] float32."""
+        if frame.dtype == np.uint8:
+            return cv2.LUT(frame, table[None])
+        return table[frame, np.arange(3)]
+
+
+def upscale_irradiance(result: np.ndarray, full_input: np.ndarray, tables: DetailTables) -> np.ndarray:
+    """Irradiance [h,w,3] at the fit size -> [H,W,3] at ``full_input``'s size (code values), with
+    the input's finer detail as a linear-light ratio (see the module doc)."""
+    height, width = full_input.shape[:2]
     up = _resize(np.ascontiguousarray(result, np.float32), (width, height), cv2.INTER_LINEAR)
-    # Any exposure will do: only the ratio to its own round trip is used. Black and clipped values
-    # are held at the ends of the trusted range, or a clipped neighbour's extrapolated irradiance
-    # would swamp the round trip of the well-exposed pixels beside it.
-    linear = np.exp(inverse(np.clip(observed, rc.fidelity_black, rc.fidelity_clip)))
-    smooth = round_trip(linear, (result.shape[1], result.shape[0]))
-    floor = np.float32(RATIO_FLOOR * float(linear.mean()))  # the response's scale is arbitrary
-    log_ratio = np.log(linear + floor) - np.log(np.maximum(smooth, 0) + floor)
-    weight = well_exposed(torch.from_numpy(observed), rc).numpy()
-    return up * np.exp(weight * log_ratio)
+    smooth = round_trip(tables.lookup(tables.linear, full_input), (result.shape[1], result.shape[0]))
+    log_ratio = tables.lookup(tables.log_linear, full_input) - cv2.log(np.maximum(smooth, 0) + tables.floor)
+    return up * cv2.exp(tables.lookup(tables.weight, full_input) * log_ratio)
