@@ -29,8 +29,8 @@ from vidcam.io.encode import write_sdr_video
 
 # pipeline functions whose start marks a stage
 STAGES = {
-    vidcam.pipeline: ("read_video", "compute_flows", "foreground_from_motion", "VidcamModel", "write_run_outputs"),
-    vidcam.export: ("display_clip", "write_exr_sequence", "write_hdr10_video", "write_sdr_video"),
+    vidcam.pipeline: ("read_video", "compute_flows", "foreground_from_motion", "VidcamModel", "Trainer", "write_run_outputs"),
+    vidcam.export: ("measure_display", "FidelityGuard", "write_exr_sequence", "write_hdr10_video", "write_sdr_video"),
 }
 
 
