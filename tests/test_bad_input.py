@@ -4,6 +4,7 @@ and a correct result, or a checkpoint, never "internal error"."""
 from __future__ import annotations
 
 import dataclasses
+import re
 import errno
 import os
 import signal
@@ -307,34 +308,36 @@ def test_info_reports_the_readable_frames(capsys, truncated_clip):
 # ----------------------------------------------------------------------------- memory
 
 
-def test_clip_too_big_for_memory_is_refused_with_a_max_side_that_fits(small_clip, monkeypatch):
-    available = 8 * 2**30
+def test_plan_too_big_for_memory_is_refused_with_a_fit_side_that_fits(small_clip, monkeypatch):
+    available = 6 * 2**30
     monkeypatch.setattr(resources, "available_memory", lambda: available)
-    uhd = dataclasses.replace(probe(small_clip), width=3840, height=2160, n_frames=30)
+    uhd = dataclasses.replace(probe(small_clip), width=3840, height=2160, n_frames=300)
     cfg = load_config("fast")
-    with pytest.raises(VidcamError, match=r"--max-side (\d+)") as refusal:
-        resources.check_memory(uhd, cfg)
-    side = int(refusal.value.args[0].split("--max-side ")[1].split()[0])
-    assert 3840 > side >= 4 * resources.MIN_FRAME_SIDE
-    height = round(2160 * side / 3840)
-    assert resources.estimate_memory(30, side, height) <= available * resources.MEMORY_HEADROOM
+    cfg.io.fit_side = 1920
+    with pytest.raises(VidcamError, match=r"io\.fit_side=(\d+)") as refusal:
+        resources.check_memory(resources.forecast(uhd, cfg, workers=2, threads=1))
+    side = int(re.search(r"io\.fit_side=(\d+)", str(refusal.value)).group(1))
+    assert 1920 > side >= 4 * resources.MIN_FRAME_SIDE
+    cfg.io.fit_side = side
+    assert resources.forecast(uhd, cfg, workers=2, threads=1).memory <= available * resources.MEMORY_HEADROOM
 
 
-def test_large_clip_that_fits_gets_one_line_with_its_estimate(capsys, small_clip, monkeypatch):
-    monkeypatch.setattr(resources, "available_memory", lambda: 512 * 2**30)
-    uhd = dataclasses.replace(probe(small_clip), width=3840, height=2160, n_frames=30)
-    resources.check_memory(uhd, load_config("fast"))
-    lines = capsys.readouterr().err.splitlines()
-    assert len(lines) == 1 and "GB" in lines[0] and "3840x2160" in lines[0]
-    resources.check_memory(probe(small_clip), load_config("fast"))  # small clips pass silently
-    assert capsys.readouterr().err == ""
+def test_plan_names_sizes_windows_memory_and_time(small_clip):
+    uhd = dataclasses.replace(probe(small_clip), width=3840, height=2160, n_frames=300)
+    plan = resources.forecast(uhd, load_config("fast"), workers=2, threads=1)
+    text = plan.describe()
+    for part in ("300 frames of 3840x2160", "fitted at 640x360", "4 windows (0-83, ", "2 at a time", "GB", "min"):
+        assert part in text, (part, text)
+    assert set(plan.seconds) == {"prepare", "flow", "train", "render", "write"}
+    assert plan.seconds["train"] >= 2 * 150  # two rounds of two windows, each with the fast preset's budget
 
 
-def test_memory_estimate_grows_with_every_dimension():
-    base = resources.estimate_memory(10, 640, 360)
-    assert resources.estimate_memory(20, 640, 360) > base
-    assert resources.estimate_memory(10, 1280, 360) > base
-    assert resources.estimate_memory(10, 640, 360, bit_depth=10) > base
+def test_memory_follows_the_fit_and_the_workers_not_the_clip_length():
+    one = resources.estimate_memory(300, 84, 640 * 360, 1920 * 1080, windowed=True, workers=1)
+    assert resources.estimate_memory(300, 84, 1280 * 720, 1920 * 1080, windowed=True, workers=1) > one
+    assert resources.estimate_memory(300, 84, 640 * 360, 1920 * 1080, windowed=True, workers=2) > one
+    # Twice the frames in windows of the same length: only the decoded clip (3 bytes a pixel) grows.
+    assert resources.estimate_memory(600, 84, 640 * 360, 1920 * 1080, windowed=True, workers=1) - one == 3 * 300 * 640 * 360
 
 
 def test_too_big_for_memory_ends_before_the_output_folder(capsys, tmp_path, small_clip, monkeypatch):

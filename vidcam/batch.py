@@ -33,9 +33,11 @@ from vidcam.io.atomic import atomic_path, atomic_write_text
 from vidcam.io.encode import write_sdr_video
 from vidcam.io.video import Clip, probe, read_video
 from vidcam.log import log
-from vidcam.parallel import Task, run_tasks
+from vidcam.parallel import Task, concurrency, run_tasks
 from vidcam.pipeline import analyse, build, enhance
-from vidcam.plan import RunPlan, resolve
+from vidcam.progress import progress
+from vidcam.plan import RunPlan, plan_frames, resolve
+from vidcam.resources import check_clip
 from vidcam.rendering import to_uint8
 from vidcam.run import (
     CHECKPOINT_NAME,
@@ -133,7 +135,7 @@ def plan_job(input_path: Path, outdir: Path, cfg: Config, resume: bool, locks: c
         job.clip = read_video(input_path, cfg.io.start_frame, cfg.io.max_frames, fit_max_side(cfg.io))
     windows = split_windows(job.clip.n_frames, cfg.windows.frames, cfg.windows.overlap)  # decoded count is the truth
     job.windows = windows
-    job.plan = resolve(cfg, job.clip.frames_float())
+    job.plan = resolve(cfg, plan_frames(job.clip.frames))
     log(
         f"{input_path.name}: {job.clip.n_frames} frames of {job.clip.width}x{job.clip.height} in {len(windows)} windows "
         f"({', '.join(f'{w.start}-{w.end - 1}' for w in windows)}), mode {job.plan.mode}"
@@ -180,7 +182,7 @@ def finish_job(job: ClipJob, results: list) -> Report:
 
     with FrameSinks() as sinks:
         open_writers(sinks, job.outdir, clip, rc, plan, stats, audio)
-        for t, full_input in enumerate(output.inputs()):
+        for t, full_input in enumerate(progress(output.inputs(), "join", total=clip.n_frames, unit="frame")):
             with timer.stage("join"):
                 image = joined_frame(renders, windows, weights, gains, t)
                 meters[0].add(display(image))
@@ -298,6 +300,10 @@ def enhance_all(inputs: list[Path], outdirs: list[Path], cfgs: list[Config], res
 
     Where the tasks run is decided by the first clip's ``parallel`` settings.
     """
+    n_tasks = sum(len(split_windows(frames_used(Path(p), c), c.windows.frames, c.windows.overlap)) for p, c in zip(inputs, cfgs))
+    workers, threads = concurrency(cfgs[0], n_tasks)
+    for path, cfg in zip(inputs, cfgs):  # every clip's plan is refused or printed before any work
+        log(check_clip(Path(path), cfg, workers, threads).describe())
     with contextlib.ExitStack() as locks:
         jobs = [plan_job(Path(path), Path(outdir), cfg, resume, locks) for path, outdir, cfg in zip(inputs, outdirs, cfgs)]
         results = run_tasks([task for job in jobs for task in job.tasks], cfgs[0])

@@ -185,7 +185,7 @@ class TrainConfig:
     # an atomic torch.save of the model and optimiser (milliseconds for the presets' models).
     checkpoint_minutes: float = 1.0
     checkpoint_steps: int = 500
-    time_budget: float | None = None  # seconds of training; None runs all steps
+    time_budget: float | None = None  # seconds of training per fit (tone pre-fit and bootstrap included); None runs all steps
     seed: int = 0  # network initialisation and pixel sampling
     precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto: bf16 on CUDA
     compile: bool = False  # torch.compile the model

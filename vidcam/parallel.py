@@ -45,6 +45,21 @@ def wants_ray(cfg: Config, n_tasks: int) -> bool:
     return True
 
 
+def concurrency(cfg: Config, n_tasks: int) -> tuple[int, int]:
+    """(tasks at once, torch threads per task) these tasks will run with, for the plan printed up
+    front: a local Ray runs as many as its CPUs hold, a cluster (an address) is assumed to run them
+    all at once, and in-process they run one at a time with the run's threads."""
+    from vidcam.threads import choose_threads
+
+    pc = cfg.parallel
+    if not wants_ray(cfg, n_tasks):
+        return 1, choose_threads(cfg.threads) or int(os.environ.get("OMP_NUM_THREADS") or 0) or (os.cpu_count() or 1)
+    threads = cfg.threads or pc.cpus_per_task
+    if pc.ray_address:
+        return n_tasks, threads
+    return max(1, min(n_tasks, (pc.num_cpus or os.cpu_count() or 1) // pc.cpus_per_task)), threads
+
+
 def run_tasks(tasks: Sequence[Task], cfg: Config) -> list[Any]:
     """Run every task and return the results in order."""
     if not wants_ray(cfg, len(tasks)):

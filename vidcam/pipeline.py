@@ -18,7 +18,7 @@ from vidcam.io.video import Clip, read_video
 from vidcam.log import log
 from vidcam.models.model import ClipShape, VidcamModel
 from vidcam.motion import foreground_from_motion, initial_motions, load_masks
-from vidcam.plan import RunPlan, resolve
+from vidcam.plan import RunPlan, plan_frames, resolve
 from vidcam.report_html import write_report_html
 from vidcam.resources import check_clip
 from vidcam.run import (
@@ -61,7 +61,7 @@ def prepare(
     fitted = f", fitted at {clip.width}x{clip.height}" if output.upscaled else ""
     log(f"{clip.n_frames} frames of {output.size[0]}x{output.size[1]}{fitted} at {float(clip.fps):.3g} fps on {device}")
     frames = clip.frames_float()
-    plan = resolve(cfg, frames)
+    plan = resolve(cfg, plan_frames(clip.frames))
     log(f"mode: {plan.mode} ({'exposure ' + plan.describe_exposures() if plan.mode == 'hdr' else 'single exposure'})")
     save_config(cfg, outdir / run_folder.CONFIG_NAME)  # on resume: the saved one with the allowed changes
     return analyse(clip, frames, plan, cfg, device, outdir / run_folder.CACHE_DIR, timer)

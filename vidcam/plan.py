@@ -9,6 +9,7 @@ is saved in the checkpoint and recorded in ``report.json``.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -64,6 +65,19 @@ def sdr_operator(tonemap: str, mode: str) -> str:
     if tonemap != "auto":
         return tonemap
     return "aces" if mode == "hdr" else "camera"
+
+
+PLAN_MAX_PIXELS = 20_000_000  # pixels of the whole clip the plan is decided on, at most
+
+
+def plan_frames(frames: np.ndarray) -> np.ndarray:
+    """``frames`` [N,H,W,3] (uint8/uint16) as float32 in [0, 1], every k-th row and column with k as
+    small as keeps the clip under ``PLAN_MAX_PIXELS``: the plan needs statistics, not every pixel,
+    and a 300-frame clip's float copy at 640x360 alone would be 0.8 GB."""
+    n, height, width = frames.shape[:3]
+    stride = max(1, math.ceil(math.sqrt(n * height * width / PLAN_MAX_PIXELS)))
+    sampled = frames[:, ::stride, ::stride]
+    return sampled.astype(np.float32) / np.float32(np.iinfo(frames.dtype).max)
 
 
 def resolve(cfg: Config, frames: np.ndarray) -> RunPlan:

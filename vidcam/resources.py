@@ -1,35 +1,24 @@
-"""Checks made from the probe, before any frame is decoded or anything written: is the clip
-big enough for optical flow, and small enough for this machine's memory."""
+"""What a run will cost, known from the probe before any frame is decoded or anything written:
+is the clip big enough for optical flow and small enough for this machine's memory, and the plan
+(frames, sizes, windows, workers) with its estimated memory and time per stage, printed up front."""
 
 from __future__ import annotations
 
+import math
 import os
-import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 from vidcam.config import Config
 from vidcam.errors import VidcamError
 from vidcam.flow.estimate import flow_resolution
 from vidcam.io.video import VideoInfo, output_size, probe
+from vidcam.windows import Window, split_windows
 
 # OpenCV's DIS flow (the backend without weights, and RAFT's fallback) refuses smaller frames.
 MIN_FRAME_SIDE = 12
-# Host memory a run holds at its peak per pixel of the clip (frames x height x width): the
-# decoded frames (3) and their float copy (12), forward and backward flow with validity masks
-# (18, then 10 more as training tensors), the foreground mask, the rendered clip, its scaled
-# copy and the tone-mapped frames. tools/measure_memory.py measured 68 per pixel between 10 and
-# 40 frames of 640x360 (HDR mode, CPU), and 73 at the foreground stage alone on 1920x1080,
-# where flow is upsampled from flow.max_side; rounded up for the allocator's slack.
-BYTES_PER_CLIP_PIXEL = 100
-# Frames from deeper than 8-bit sources are uint16: 3 bytes more per pixel.
-BYTES_PER_CLIP_PIXEL_DEEP = 3
-# What a run holds whatever the clip's length: torch itself (1.0 GB), the model and its
-# optimiser state, render tiles (0.85 GB more at 640x360).
-BASE_BYTES = 2 * 2**30
 # A clip may use at most this fraction of the memory available, the rest left to the system.
 MEMORY_HEADROOM = 0.9
-# Clips whose estimate exceeds this are announced with their estimate.
-ANNOUNCE_BYTES = 4 * 2**30
 
 
 def planned_size(info: VideoInfo, cfg: Config) -> tuple[int, int, int]:
@@ -63,12 +52,6 @@ def check_frame_size(info: VideoInfo, cfg: Config) -> None:
         )
 
 
-def estimate_memory(frames: int, width: int, height: int, bit_depth: int = 8) -> int:
-    """Bytes of host memory a run on a clip of this size is expected to hold at its peak."""
-    per_pixel = BYTES_PER_CLIP_PIXEL + (BYTES_PER_CLIP_PIXEL_DEEP if bit_depth > 8 else 0)
-    return BASE_BYTES + per_pixel * frames * width * height
-
-
 def available_memory() -> int | None:
     """Bytes the system can give without swapping (MemAvailable); None where unknown."""
     try:
@@ -88,31 +71,145 @@ def _gib(count: int) -> str:
     return f"{count / 2**30:.1f} GB"
 
 
-def check_memory(info: VideoInfo, cfg: Config) -> None:
-    """Refuse a clip whose run would not fit in the available memory, suggesting a --max-side
-    that fits; announce the estimate of a large clip that does."""
-    frames, width, height = planned_size(info, cfg)
-    needed = estimate_memory(frames, width, height, info.bit_depth)
-    available = available_memory()
-    if available is None:
-        return
-    budget = available * MEMORY_HEADROOM
-    clip = f"{frames} frames of {width}x{height}"
-    if needed > budget:
-        per_frame_pixel = (needed - BASE_BYTES) / (frames * width * height)
-        room = max(budget - BASE_BYTES, 0) / (per_frame_pixel * frames)  # pixels per frame that fit
-        side = int(max(width, height) * (room / (width * height)) ** 0.5) // 16 * 16
-        smaller = f"--max-side {side} or " if side >= 4 * MIN_FRAME_SIDE else ""
-        raise VidcamError(
-            f"{clip} need about {_gib(needed)} of memory and {_gib(available)} is available: "
-            f"use smaller or fewer frames ({smaller}--max-frames)"
-        )
-    if needed > ANNOUNCE_BYTES:
-        print(f"vidcam: {clip}: about {_gib(needed)} of memory ({_gib(available)} available)", file=sys.stderr)
-
-
-def check_clip(input_path: Path, cfg: Config) -> None:
-    """Everything refused from the probe alone: frames too small for flow, a clip too big for memory."""
+def check_clip(input_path: Path, cfg: Config, workers: int = 1, threads: int = 1) -> RunForecast:
+    """Everything refused from the probe alone (frames too small for flow, a plan too big for
+    memory); returns the plan, for printing."""
     info = probe(input_path)
     check_frame_size(info, cfg)
-    check_memory(info, cfg)
+    plan = forecast(info, cfg, workers, threads)
+    check_memory(plan)
+    return plan
+
+
+# ----------------------------------------------------------------------------- the plan up front
+
+# Seconds per unit of work on one CPU core, measured on this project's 2-core x86 machine from
+# the stages of a 300-frame 1080p run (tools/bench_scale.py prints the estimate beside what a run
+# took). Where a task has more threads, stages run THREAD_SPEEDUP times faster per doubling.
+DECODE_S_PER_MPIX = 0.011  # decoding (and area-resizing) one megapixel of the source
+RAY_START_S = 10.0  # starting a local Ray and its workers
+FLOW_S_PER_MPIX = {"dis": 0.47, "raft": 6.0}  # one flow field (one direction) at the fit size
+MOTION_S_PER_MPIX = 0.3  # homographies and the foreground mask, per frame at the fit size
+SETUP_S = 3.0  # building the model and the data of one fit (the tone pre-fit and bootstrap count in the time budget)
+SAMPLES_PER_S = {"hdr": 27_000, "deblur": 14_000}  # training pixels per second, one core
+RENDER_S_PER_MPIX = 2.7  # fast render + fidelity guard, per frame at the fit size
+OUTPUT_S_PER_MPIX = {"hdr": 0.32, "deblur": 0.12}  # the output pass per output frame: upscaling, tone mapping, encoders
+THREAD_SPEEDUP = 1.6
+# Memory: a fit holds about this much per pixel of its frames at the fit size (frames, flow,
+# foreground, training tensors; tools/measure_memory.py: 124 at 40 frames of 640x360) ...
+BYTES_PER_FIT_PIXEL = 130
+# ... above what each process holds whatever the clip (torch, the model, render tiles);
+PROCESS_BYTES = 1 * 2**30
+RAY_BYTES = 0.5 * 2**30  # a local Ray's own processes
+OUTPUT_FRAME_BYTES = 60  # per output pixel: the frames queued for the encoders and the EXR writer
+
+
+@dataclass
+class RunForecast:
+    """One clip's plan and its estimated cost, before any heavy work."""
+
+    name: str
+    frames: int
+    output: tuple[int, int]  # (width, height) written
+    fit: tuple[int, int]  # (width, height) fitted
+    windows: list[Window]
+    workers: int  # fits running at once
+    threads: int  # torch threads per fit
+    memory: int  # bytes at the peak
+    seconds: dict[str, float]  # wall seconds per stage
+
+    @property
+    def total_seconds(self) -> float:
+        return sum(self.seconds.values())
+
+    def describe(self) -> str:
+        fitted = f", fitted at {self.fit[0]}x{self.fit[1]}" if self.fit != self.output else ""
+        if len(self.windows) > 1:
+            spans = ", ".join(f"{w.start}-{w.end - 1}" for w in self.windows)
+            split = f"{len(self.windows)} windows ({spans}), {self.workers} at a time"
+        else:
+            split = "one fit"
+        stages = ", ".join(f"{stage} {_duration(seconds)}" for stage, seconds in self.seconds.items())
+        return (
+            f"plan for {self.name}: {self.frames} frames of {self.output[0]}x{self.output[1]}{fitted}; {split}; "
+            f"about {_gib(self.memory)} of memory; about {_duration(self.total_seconds)} on this CPU ({stages})"
+        )
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds / 60:.1f} min" if seconds >= 90 else f"{seconds:.0f} s"
+
+
+def _speedup(threads: int) -> float:
+    return THREAD_SPEEDUP ** math.log2(max(threads, 1))
+
+
+def fit_seconds(frames: int, fit_mpix: float, cfg: Config, mode: str, threads: int) -> dict[str, float]:
+    """Wall seconds of one fit's stages (flow, train, render) on ``frames`` frames of ``fit_mpix`` megapixels."""
+    speedup = _speedup(threads)
+    backend = "raft" if cfg.flow.backend == "raft" else "dis"  # auto falls back to DIS without weights
+    fields = 2 * sum(max(frames - gap, 0) for gap in cfg.flow.gaps)
+    flow = (fields * fit_mpix * FLOW_S_PER_MPIX[backend] + frames * fit_mpix * MOTION_S_PER_MPIX) / speedup
+    tc = cfg.train
+    steps_seconds = tc.steps * tc.batch_size / (SAMPLES_PER_S[mode] * speedup)
+    train = SETUP_S + (min(steps_seconds, tc.time_budget) if tc.time_budget else steps_seconds)
+    render = frames * fit_mpix * RENDER_S_PER_MPIX / speedup
+    return {"flow": flow, "train": train, "render": render}
+
+
+def forecast(info: VideoInfo, cfg: Config, workers: int, threads: int) -> RunForecast:
+    """The plan of the probed clip under ``cfg`` with ``workers`` fits at once, each with ``threads``
+    torch threads, and its estimated peak memory and time per stage."""
+    frames, width, height = planned_size(info, cfg)
+    fit = output_size(width, height, cfg.io.fit_side)
+    windows = split_windows(frames, cfg.windows.frames, cfg.windows.overlap)
+    workers = max(1, min(workers, len(windows)))
+    mode = "deblur" if cfg.mode == "deblur" else "hdr"  # auto: mostly decided by the clip; HDR costs more to write
+    fit_mpix, out_mpix, source_mpix = fit[0] * fit[1] / 1e6, width * height / 1e6, info.width * info.height / 1e6
+    longest = max(w.n_frames for w in windows)
+    per_fit = fit_seconds(longest, fit_mpix, cfg, mode, threads)
+    rounds = math.ceil(len(windows) / workers)
+    upscaled = fit != (width, height)
+    seconds = {
+        "prepare": frames * source_mpix * DECODE_S_PER_MPIX * (2 if upscaled else 1) + (RAY_START_S if workers > 1 else 0),
+        **{stage: rounds * value for stage, value in per_fit.items()},
+        "write": frames * out_mpix * OUTPUT_S_PER_MPIX[mode],
+    }
+    memory = estimate_memory(frames, longest, fit[0] * fit[1], width * height, len(windows) > 1, workers, info.bit_depth)
+    return RunForecast(info.path.name, frames, (width, height), fit, windows, workers, threads, memory, seconds)
+
+
+def estimate_memory(
+    frames: int, fit_frames: int, fit_pixels: int, output_pixels: int, windowed: bool, workers: int, bit_depth: int = 8
+) -> int:
+    """Bytes of host memory at the peak: ``workers`` fits of ``fit_frames`` frames at once (and,
+    for a windowed clip, the driver holding the decoded clip for the join), or the output pass."""
+    sample = 6 if bit_depth > 8 else 3
+    fits = workers * (PROCESS_BYTES + (BYTES_PER_FIT_PIXEL + sample - 3) * fit_frames * fit_pixels)
+    driver = PROCESS_BYTES + sample * frames * fit_pixels if windowed else 0
+    ray = RAY_BYTES if workers > 1 else 0
+    output = PROCESS_BYTES + sample * frames * fit_pixels + OUTPUT_FRAME_BYTES * output_pixels
+    return int(max(fits + driver + ray, output))
+
+
+def check_memory(plan: RunForecast) -> None:
+    """Refuse a plan whose memory this machine cannot give, naming a fit size that would fit."""
+    available = available_memory()
+    if available is None or plan.memory <= available * MEMORY_HEADROOM:
+        return
+    longest = max(w.n_frames for w in plan.windows)
+    fit_pixels = plan.fit[0] * plan.fit[1]
+    windowed = len(plan.windows) > 1
+    side = max(plan.fit)
+    while side > 4 * MIN_FRAME_SIDE:  # the largest fit side (multiple of 16) whose plan fits
+        side -= 16
+        pixels = fit_pixels * (side / max(plan.fit)) ** 2
+        needed = estimate_memory(plan.frames, longest, int(pixels), plan.output[0] * plan.output[1], windowed, plan.workers)
+        if needed <= available * MEMORY_HEADROOM:
+            break
+    smaller = f"--set io.fit_side={side}, " if side > 4 * MIN_FRAME_SIDE else ""
+    raise VidcamError(
+        f"{plan.name}: {plan.frames} frames fitted at {plan.fit[0]}x{plan.fit[1]}, {plan.workers} fit(s) at a time, "
+        f"need about {_gib(plan.memory)} of memory and {_gib(available)} is available: fit smaller or fewer frames "
+        f"({smaller}--max-side, --max-frames, --set windows.frames=N) or run fewer at once (--set parallel.num_cpus=1)"
+    )

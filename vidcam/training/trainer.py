@@ -206,7 +206,9 @@ class Trainer:
             if resume:
                 log(f"--resume: no checkpoint in {self.checkpoint_path.parent} yet (the run stopped before "
                     "training started): training starts afresh")
+            started = time.perf_counter()
             self.bootstrap()
+            self.elapsed += time.perf_counter() - started  # the time budget bounds the set-up too
             self.save()  # the first checkpoint: a kill from here on resumes instead of starting over
         last_save, last_save_step = time.monotonic(), self.step
         # The bar counts progress (steps or time budget, whichever ends training first), so its ETA holds for both.
