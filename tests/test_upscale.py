@@ -79,7 +79,7 @@ def test_run_fitted_small_writes_at_the_video_size(mode, tmp_path, tiny_config):
     clip = tmp_path / "clip.mp4"
     made = synthetic.make_hdr_clip(seed=5, n_frames=6, height=72, width=128) if mode == "hdr" else synthetic.make_blur_clip(seed=5, n_frames=6, height=72, width=128)
     synthetic.write_clip(made, clip)
-    report = enhance(clip, tmp_path / "run", tiny_config({"io.fit_side": 64, "mode": mode}))
+    report = enhance(clip, tmp_path / "run", tiny_config({"io.fit_side": 64, "mode": mode, "train.steps": 30}, small_model=True))
     assert report.size == [128, 72]
     assert read_video(tmp_path / "run" / "enhanced.mp4").frames.shape == (6, 72, 128, 3)
     if mode == "hdr":

@@ -42,7 +42,7 @@ class Prepared:
     """Everything known about the clip before a model exists."""
 
     clip: Clip
-    frames: np.ndarray  # float32 [N,H,W,3] in [0, 1]
+    frames: np.ndarray | None  # float32 [N,H,W,3] in [0, 1]; None once ``build`` has used it
     plan: RunPlan
     backend: FlowBackend
     flows: dict[int, FlowPair]
@@ -93,6 +93,9 @@ def build(cfg: Config, prepared: Prepared, device: torch.device) -> tuple[Vidcam
         sharpness = frame_sharpness(prepared.frames)
         frame_weights = sharp_frame_weights(sharpness, cfg.train.sharp_window, cfg.train.sharp_power)
     data = ClipData(clip.frames, prepared.flows, device, prepared.foreground, cfg.train.seed, frame_weights)
+    # The float frames and float32 flows now live on in the model and the data (flows as float16):
+    # let them go before training, a third of a fit's peak memory.
+    prepared.frames, prepared.flows, prepared.foreground = None, {}, None
     return model, data
 
 

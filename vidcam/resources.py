@@ -92,14 +92,15 @@ FLOW_S_PER_MPIX = {"dis": 0.47, "raft": 6.0}  # one flow field (one direction) a
 MOTION_S_PER_MPIX = 0.3  # homographies and the foreground mask, per frame at the fit size
 SETUP_S = 3.0  # building the model and the data of one fit (the tone pre-fit and bootstrap count in the time budget)
 SAMPLES_PER_S = {"hdr": 27_000, "deblur": 14_000}  # training pixels per second, one core
-RENDER_S_PER_MPIX = 2.7  # fast render + fidelity guard, per frame at the fit size
-OUTPUT_S_PER_MPIX = {"hdr": 0.32, "deblur": 0.12}  # the output pass per output frame: upscaling, tone mapping, encoders
+RENDER_S_PER_MPIX = 2.0  # fast render + fidelity guard, per frame at the fit size
+OUTPUT_S_PER_MPIX = {"hdr": 0.25, "deblur": 0.10}  # the output pass per output frame: upscaling, tone mapping, encoders
 THREAD_SPEEDUP = 1.6
 # Memory: a fit holds about this much per pixel of its frames at the fit size (frames, flow,
-# foreground, training tensors; tools/measure_memory.py: 124 at 40 frames of 640x360) ...
-BYTES_PER_FIT_PIXEL = 130
+# foreground, training tensors; a 300-frame 1080p run, 2 fits of 84 frames at 640x360 at once, peaked at
+# 4.9 GB PSS in all, Ray included: tools/bench_scale.py) ...
+BYTES_PER_FIT_PIXEL = 70
 # ... above what each process holds whatever the clip (torch, the model, render tiles);
-PROCESS_BYTES = 1 * 2**30
+PROCESS_BYTES = int(0.6 * 2**30)
 RAY_BYTES = 0.5 * 2**30  # a local Ray's own processes
 OUTPUT_FRAME_BYTES = 60  # per output pixel: the frames queued for the encoders and the EXR writer
 
