@@ -309,7 +309,7 @@ def test_info_reports_the_readable_frames(capsys, truncated_clip):
 
 
 def test_plan_too_big_for_memory_is_refused_with_a_fit_side_that_fits(small_clip, monkeypatch):
-    available = 6 * 2**30
+    available = 16 * 2**30
     monkeypatch.setattr(resources, "available_memory", lambda: available)
     uhd = dataclasses.replace(probe(small_clip), width=3840, height=2160, n_frames=300)
     cfg = load_config("fast")

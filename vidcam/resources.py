@@ -95,14 +95,17 @@ SAMPLES_PER_S = {"hdr": 27_000, "deblur": 14_000}  # training pixels per second,
 RENDER_S_PER_MPIX = 2.0  # fast render + fidelity guard, per frame at the fit size
 OUTPUT_S_PER_MPIX = {"hdr": 0.25, "deblur": 0.10}  # the output pass per output frame: upscaling, tone mapping, encoders
 THREAD_SPEEDUP = 1.6
-# Memory: a fit holds about this much per pixel of its frames at the fit size (frames, flow,
-# foreground, training tensors; a 300-frame 1080p run, 2 fits of 84 frames at 640x360 at once, peaked at
-# 4.9 GB PSS in all, Ray included: tools/bench_scale.py) ...
-BYTES_PER_FIT_PIXEL = 70
+# Memory, fitted to what tools/bench_scale.py measured (PSS of all of a run's processes): a fit
+# holds this much per pixel of its frames at the fit size (frames, flow, foreground, training
+# tensors) ...
+BYTES_PER_FIT_PIXEL = 50
 # ... above what each process holds whatever the clip (torch, the model, render tiles);
-PROCESS_BYTES = int(0.6 * 2**30)
+PROCESS_BYTES = 1 * 2**30
+# the output pass holds this much per output pixel: the encoders' look-ahead (x265 at 1080p: about
+# 1.4 GB, tools/measure_memory.py), the frames queued for them and the EXR writer. A 300-frame
+# 1080p run (two fits of 84 frames at 640x360 at once) peaked at 4.9 GB, an 80-frame 1080p one at 3.1 GB.
+OUTPUT_FRAME_BYTES = 1000
 RAY_BYTES = 0.5 * 2**30  # a local Ray's own processes
-OUTPUT_FRAME_BYTES = 60  # per output pixel: the frames queued for the encoders and the EXR writer
 
 
 @dataclass
