@@ -2,11 +2,15 @@
 
 Runs a whole enhance (DIS flow, a few training steps, CPU) on a synthetic clip of the given
 size in this process, sampling RSS every 10 ms; prints each stage's peak above the RSS before
-the run. Two lengths at one size give the per-pixel slope behind vidcam.resources'
-BYTES_PER_CLIP_PIXEL:
+the run. Two lengths at one fit size give the per-pixel slope behind vidcam.resources'
+BYTES_PER_FIT_PIXEL, a large frame size the output pass's OUTPUT_FRAME_BYTES (frames above
+io.fit_side are fitted at it and written at their own size):
 
     OMP_NUM_THREADS=1 python tools/measure_memory.py 10 360 640 hdr
     OMP_NUM_THREADS=1 python tools/measure_memory.py 40 360 640 hdr
+    OMP_NUM_THREADS=1 python tools/measure_memory.py 80 1080 1920 hdr
+
+tools/bench_scale.py measures a whole run as a user starts it (Ray's processes included).
 """
 
 from __future__ import annotations
