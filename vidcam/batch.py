@@ -37,7 +37,7 @@ from vidcam.parallel import Task, concurrency, run_tasks
 from vidcam.pipeline import analyse, build, enhance
 from vidcam.progress import progress
 from vidcam.plan import RunPlan, plan_frames, resolve
-from vidcam.resources import check_clip
+from vidcam.resources import RunForecast, check_clip
 from vidcam.rendering import to_uint8
 from vidcam.run import (
     CHECKPOINT_NAME,
@@ -123,13 +123,16 @@ def frames_used(input_path: Path, cfg: Config) -> int:
     return available if cfg.io.max_frames is None else min(cfg.io.max_frames, available)
 
 
-def plan_job(input_path: Path, outdir: Path, cfg: Config, resume: bool, locks: contextlib.ExitStack) -> ClipJob:
+def plan_job(
+    input_path: Path, outdir: Path, cfg: Config, resume: bool, locks: contextlib.ExitStack, plan: RunForecast
+) -> ClipJob:
     """The tasks of one clip: the whole-clip fit (which locks its own folder), or (long clips) one
     per window, the folder locked in ``locks`` until the join is written."""
     windows = split_windows(frames_used(input_path, cfg), cfg.windows.frames, cfg.windows.overlap)
     if len(windows) == 1:
         return ClipJob(input_path, outdir, cfg, resume, windows, [(enhance, (input_path, outdir, cfg, resume))])
     locks.enter_context(claim_run_folder(outdir, resume))
+    log(plan.describe())  # once the folder is ours: a refused run says only why
     job = ClipJob(input_path, outdir, cfg, resume, windows, [])
     with job.timer.stage("decode"):
         job.clip = read_video(input_path, cfg.io.start_frame, cfg.io.max_frames, fit_max_side(cfg.io))
@@ -302,10 +305,12 @@ def enhance_all(inputs: list[Path], outdirs: list[Path], cfgs: list[Config], res
     """
     n_tasks = sum(len(split_windows(frames_used(Path(p), c), c.windows.frames, c.windows.overlap)) for p, c in zip(inputs, cfgs))
     workers, threads = concurrency(cfgs[0], n_tasks)
-    for path, cfg in zip(inputs, cfgs):  # every clip's plan is refused or printed before any work
-        log(check_clip(Path(path), cfg, workers, threads).describe())
+    plans = [check_clip(Path(path), cfg, workers, threads) for path, cfg in zip(inputs, cfgs)]  # refused before any work
     with contextlib.ExitStack() as locks:
-        jobs = [plan_job(Path(path), Path(outdir), cfg, resume, locks) for path, outdir, cfg in zip(inputs, outdirs, cfgs)]
+        jobs = [
+            plan_job(Path(path), Path(outdir), cfg, resume, locks, plan)
+            for path, outdir, cfg, plan in zip(inputs, outdirs, cfgs, plans)
+        ]
         results = run_tasks([task for job in jobs for task in job.tasks], cfgs[0])
         reports, taken = [], 0
         for job in jobs:
