@@ -36,6 +36,7 @@ from vidcam.log import log
 from vidcam.parallel import Task, concurrency, run_tasks
 from vidcam.pipeline import analyse, build, enhance
 from vidcam.progress import progress
+from vidcam.report_html import write_report_html
 from vidcam.plan import RunPlan, plan_frames, resolve
 from vidcam.resources import RunForecast, check_clip
 from vidcam.rendering import to_uint8
@@ -236,6 +237,7 @@ def finish_job(job: ClipJob, results: list) -> Report:
         config=cfg.to_dict(),
     )
     report.write(job.outdir)
+    write_report_html(job.outdir)
     mark_complete(job.outdir)
     return report
 

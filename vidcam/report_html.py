@@ -109,6 +109,7 @@ def _page(folder: Path, report: Report) -> str:
         _camera_section(folder, report),
         _training_section(folder, report),
         _atlas_section(folder),
+        _windows_section(report.windows),
         _fidelity_section(folder, report.fidelity),
         _timings_section(report),
         _plan_section(report),
@@ -327,6 +328,22 @@ def _training_section(folder: Path, report: Report) -> str:
     ]
     figure = f"<figure>{picture}<figcaption>loss curves (loss.png)</figcaption></figure>" if picture else ""
     return f"<h2>Training</h2><div class=\"frames\">{figure}<div>{_table(rows)}</div></div>"
+
+
+def _windows_section(windows: dict | None) -> str:
+    """A windowed run: its windows, the gain at each border and the seam flicker (vidcam.windows)."""
+    if not windows:
+        return ""
+    spans = ", ".join(f"{w['start']}–{w['end'] - 1}" for w in windows["windows"])
+    flicker, naive = windows["flicker"], windows["flicker_naive"]
+    rows = [
+        ("windows", f"{len(windows['windows'])}: frames {spans}"),
+        ("gain at each border", ", ".join(f"{g:.3f}" for g in windows["border_gains"])),
+        ("frame-to-frame change at borders / elsewhere", f"{flicker['border']:.3f} / {flicker['elsewhere']:.3f} (0–255)"),
+        ("… with a hard cut, no alignment", f"{naive['border']:.3f} / {naive['elsewhere']:.3f}"),
+        ("brightness change at borders / elsewhere", f"{flicker['brightness_border']:.3f} / {flicker['brightness_elsewhere']:.3f}"),
+    ]
+    return f"<h2>Temporal windows</h2>{_table(rows)}"
 
 
 def _atlas_section(folder: Path) -> str:
