@@ -38,7 +38,7 @@ from vidcam.pipeline import analyse, build, enhance
 from vidcam.progress import progress
 from vidcam.report_html import write_report_html
 from vidcam.plan import RunPlan, plan_frames, resolve
-from vidcam.resources import RunForecast, check_clip
+from vidcam.resources import RunForecast, check_clip, describe_duration
 from vidcam.rendering import to_uint8
 from vidcam.run import (
     CHECKPOINT_NAME,
@@ -308,6 +308,9 @@ def enhance_all(inputs: list[Path], outdirs: list[Path], cfgs: list[Config], res
     n_tasks = sum(len(split_windows(frames_used(Path(p), c), c.windows.frames, c.windows.overlap)) for p, c in zip(inputs, cfgs))
     workers, threads = concurrency(cfgs[0], n_tasks)
     plans = [check_clip(Path(path), cfg, workers, threads) for path, cfg in zip(inputs, cfgs)]  # refused before any work
+    if len(plans) > 1:  # each clip's own plan is printed when its work starts
+        seconds = sum(plan.total_seconds * len(plan.windows) / plan.workers for plan in plans) / workers
+        log(f"{len(plans)} clips in {n_tasks} tasks, {workers} at a time: about {describe_duration(seconds)} in all on this CPU")
     with contextlib.ExitStack() as locks:
         jobs = [
             plan_job(Path(path), Path(outdir), cfg, resume, locks, plan)

@@ -133,14 +133,14 @@ class RunForecast:
             split = f"{len(self.windows)} windows ({spans}), {self.workers} at a time"
         else:
             split = "one fit"
-        stages = ", ".join(f"{stage} {_duration(seconds)}" for stage, seconds in self.seconds.items())
+        stages = ", ".join(f"{stage} {describe_duration(seconds)}" for stage, seconds in self.seconds.items())
         return (
             f"plan for {self.name}: {self.frames} frames of {self.output[0]}x{self.output[1]}{fitted}; {split}; "
-            f"about {_gib(self.memory)} of memory; about {_duration(self.total_seconds)} on this CPU ({stages})"
+            f"about {_gib(self.memory)} of memory; about {describe_duration(self.total_seconds)} on this CPU ({stages})"
         )
 
 
-def _duration(seconds: float) -> str:
+def describe_duration(seconds: float) -> str:
     return f"{seconds / 60:.1f} min" if seconds >= 90 else f"{seconds:.0f} s"
 
 
