@@ -15,7 +15,7 @@ from vidcam.fast_render import rendered_frames, sampled_irradiance
 from vidcam.fidelity import FidelityGuard, InverseTone
 from vidcam.io.encode import write_hdr10_video, write_sdr_video
 from vidcam.io.images import write_exr, write_png
-from vidcam.io.video import Clip
+from vidcam.io.video import Clip, as_float
 from vidcam.models.model import VidcamModel
 from vidcam.plan import RunPlan
 from vidcam.plots import image_grid, line_plot
@@ -257,5 +257,5 @@ def write_frame(
         write_png(outdir / run_folder.FRAMES_DIR / f"{t:05d}.png", sdr)
     if rc.compare:
         if source.dtype != np.uint8:
-            source = to_uint8(source.astype(np.float32) / np.iinfo(source.dtype).max)
+            source = to_uint8(as_float(source))
         sinks.put("compare", side_by_side(source[None], sdr[None])[0])

@@ -43,6 +43,7 @@ from torch import Tensor
 
 from vidcam.config import RenderConfig
 from vidcam.io.encode import write_sdr_video
+from vidcam.io.video import as_float
 from vidcam.fast_render import tone_tabulated
 from vidcam.log import log
 from vidcam.models.model import VidcamModel
@@ -280,8 +281,7 @@ class FidelityGuard:
     _blur_loss: np.ndarray | None = None
 
     def input_frame(self, t: int) -> Tensor:
-        frame = self.frames[t]
-        return torch.from_numpy(frame.astype(np.float32) / np.float32(np.iinfo(frame.dtype).max))
+        return torch.from_numpy(as_float(self.frames[t]))
 
     def __call__(self, t: int, camera: bool, sharp_irradiance: np.ndarray | None = None) -> np.ndarray:
         """The guarded frame ``t``: pixel values with ``camera``, else scene irradiance; float32 [H, W, 3].

@@ -17,6 +17,7 @@ import numpy as np
 
 from vidcam.config import Config
 from vidcam.exposure import estimate_exposures, parse_exposures
+from vidcam.io.video import as_float
 from vidcam.log import log
 
 
@@ -76,8 +77,7 @@ def plan_frames(frames: np.ndarray) -> np.ndarray:
     and a 300-frame clip's float copy at 640x360 alone would be 0.8 GB."""
     n, height, width = frames.shape[:3]
     stride = max(1, math.ceil(math.sqrt(n * height * width / PLAN_MAX_PIXELS)))
-    sampled = frames[:, ::stride, ::stride]
-    return sampled.astype(np.float32) / np.float32(np.iinfo(frames.dtype).max)
+    return as_float(frames[:, ::stride, ::stride])
 
 
 def resolve(cfg: Config, frames: np.ndarray) -> RunPlan:

@@ -30,7 +30,7 @@ import torch
 
 from vidcam.config import IOConfig, RenderConfig
 from vidcam.fidelity import InverseTone, well_exposed
-from vidcam.io.video import Clip, iter_video, output_size
+from vidcam.io.video import Clip, as_float, iter_video, output_size
 
 RATIO_FLOOR = 1e-3  # of the frame's mean linear value: the ratio's floor (black pixels carry no detail anyway)
 
@@ -77,10 +77,6 @@ class OutputFrames:
             yield from self.clip.frames
             return
         yield from iter_video(Path(self.clip.info.path), self.start, self.clip.n_frames, max(self.size))
-
-
-def as_float(frame: np.ndarray) -> np.ndarray:
-    return frame.astype(np.float32) / np.float32(np.iinfo(frame.dtype).max)
 
 
 def upscale_pixels(result: np.ndarray, full_input: np.ndarray) -> np.ndarray:

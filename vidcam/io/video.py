@@ -53,6 +53,11 @@ class VideoInfo:
         return self.declared_frames > self.n_frames
 
 
+def as_float(frames: np.ndarray) -> np.ndarray:
+    """Decoded frames (uint8 or uint16, any shape) as float32 in [0, 1]."""
+    return frames.astype(np.float32) / np.float32(np.iinfo(frames.dtype).max)
+
+
 @dataclass
 class Clip:
     frames: np.ndarray  # [N, H, W, 3] RGB, uint8 or uint16
@@ -62,8 +67,7 @@ class Clip:
 
     def frames_float(self) -> np.ndarray:
         """The frames as float32 in [0, 1]."""
-        scale = np.float32(np.iinfo(self.frames.dtype).max)
-        return self.frames.astype(np.float32) / scale
+        return as_float(self.frames)
 
     @property
     def n_frames(self) -> int:
