@@ -49,11 +49,11 @@ def concurrency(cfg: Config, n_tasks: int) -> tuple[int, int]:
     """(tasks at once, torch threads per task) these tasks will run with, for the plan printed up
     front: a local Ray runs as many as its CPUs hold, a cluster (an address) is assumed to run them
     all at once, and in-process they run one at a time with the run's threads."""
-    from vidcam.threads import choose_threads
+    from vidcam.threads import planned_threads
 
     pc = cfg.parallel
     if not wants_ray(cfg, n_tasks):
-        return 1, choose_threads(cfg.threads) or int(os.environ.get("OMP_NUM_THREADS") or 0) or (os.cpu_count() or 1)
+        return 1, planned_threads(cfg.threads)
     threads = cfg.threads or pc.cpus_per_task
     if pc.ray_address:
         return n_tasks, threads

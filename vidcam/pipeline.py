@@ -31,7 +31,7 @@ from vidcam.run import (
 )
 from vidcam.runlock import claim_run_folder, mark_complete
 from vidcam.sharpness import frame_sharpness, sharp_frame_weights
-from vidcam.threads import apply_threads, choose_threads
+from vidcam.threads import apply_threads, planned_threads
 from vidcam.training.data import ClipData
 from vidcam.training.trainer import Trainer
 from vidcam.upscale import OutputFrames, fit_max_side
@@ -124,8 +124,7 @@ def enhance(input_path: Path, outdir: Path | None, cfg: Config, resume: bool = F
     """
     input_path = Path(input_path)
     outdir = Path(outdir) if outdir else default_outdir(input_path)
-    threads = choose_threads(cfg.threads) or torch.get_num_threads()
-    plan = check_clip(input_path, cfg, threads=threads)  # too small for flow or too big for memory: refused before any work
+    plan = check_clip(input_path, cfg, threads=planned_threads(cfg.threads))  # too small for flow or too big for memory: refused before any work
     existed = outdir.exists()
     with claim_run_folder(outdir, resume):
         log(plan.describe())  # once the folder is ours: a refused run says only why

@@ -50,6 +50,11 @@ def choose_threads(
     return idle_cores(cpu_count or os.cpu_count() or 1, load_1min, ceiling or torch.get_num_threads())
 
 
+def planned_threads(requested: int | None) -> int:
+    """The intra-op thread count a run with this ``threads`` setting will use, without setting it."""
+    return choose_threads(requested) or torch.get_num_threads()
+
+
 def apply_threads(requested: int | None) -> int:
     """Set torch's intra-op threads for this run (see ``choose_threads``); returns the count in use."""
     threads = choose_threads(requested)
