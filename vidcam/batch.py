@@ -29,6 +29,7 @@ from vidcam.export import (
 )
 from vidcam.fast_render import rendered_frames
 from vidcam.fidelity import FidelityGuard, InverseTone
+from vidcam.highlights import HighlightFill
 from vidcam.io.atomic import atomic_path, atomic_write_text
 from vidcam.io.encode import write_sdr_video
 from vidcam.io.video import Clip, probe, read_video
@@ -265,14 +266,18 @@ def fit_window(clip: Clip, plan: RunPlan, cfg: Config, folder: Path, cache_dir: 
     with timer.stage("train"):
         history = trainer.fit(resume)
     model.eval()
+    flows = data.flows
     del data, prepared
     camera = plan.operator == "camera"
     rc = cfg.render
     guard = FidelityGuard(model, clip.frames, rc) if rc.fidelity == "guard" else None
+    fill = HighlightFill.for_run(model, clip.frames, flows, rc, plan)
     with timer.stage("render"):
         rendered = np.empty((clip.n_frames, clip.height, clip.width, 3), np.float16)
         frames = rendered_frames(model, rc, camera=camera and guard is None, desc=f"render {folder.name}")
         for t, image in enumerate(frames):
+            if fill is not None:
+                image = fill(t, image)
             if guard is not None:
                 image = guard(t, camera, sharp_irradiance=image)
             rendered[t] = np.minimum(image, np.finfo(np.float16).max)

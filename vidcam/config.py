@@ -226,6 +226,10 @@ class RenderConfig:
     fidelity_frame_keep: float = 0.8  # keep the input frame whole unless its estimated error falls below this fraction
     fidelity_black: float = 0.03  # HDR: pixel values below this carry no irradiance (model only) ...
     fidelity_clip: float = 0.97  # ... nor above this (clipped)
+    # HDR: a clipped pixel takes the irradiance its flow-linked neighbours recorded well exposed
+    # (vidcam.highlights); off: the atlas render's extrapolation
+    highlight_fill: bool = True
+    highlight_fill_trust: float = 0.2  # neighbour trust (sum of their well-exposed weights) at which they and the atlas count equally
 
 
 @dataclass

@@ -13,6 +13,7 @@ from vidcam import run as run_folder
 from vidcam.config import Config, RenderConfig
 from vidcam.fast_render import rendered_frames, sampled_irradiance
 from vidcam.fidelity import FidelityGuard, InverseTone
+from vidcam.highlights import HighlightFill
 from vidcam.io.encode import write_hdr10_video, write_sdr_video
 from vidcam.io.images import write_exr, write_png
 from vidcam.io.video import Clip, as_float
@@ -152,13 +153,15 @@ def write_run_outputs(
     timer: StageTimer,
     audio_from: Path | None,
     output: OutputFrames,
+    flows: list[dict] | None = None,
 ) -> None:
     """Render without the camera's flaws and write the mode's videos, pictures and report.
 
     Frames stream: each is rendered at the fit size, guarded, brought to the output size
     (vidcam.upscale) and handed to the writers before the next is rendered (the clip-wide
     exposure scale comes from a pre-pass over sampled pixels), so memory does not grow with the
-    clip's length."""
+    clip's length. ``flows`` (``ClipData.flows``): HDR runs fill clipped pixels from the neighbours
+    they link (vidcam.highlights)."""
     rc = cfg.render
     camera = plan.operator == "camera"
     stats = None
@@ -167,6 +170,7 @@ def write_run_outputs(
             stats = measure_display(sampled_irradiance(model, rc), rc.key, rc.hdr10_white_nits, rc.hdr10_peak_nits)
         report.hdr_scale = stats.scale
     guard = FidelityGuard(model, clip.frames, rc) if rc.fidelity == "guard" else None
+    fill = HighlightFill.for_run(model, clip.frames, flows, rc, plan)
     # The guard takes the sharp irradiance and decides per pixel between it and the input.
     frames = iter(rendered_frames(model, rc, camera=camera and guard is None))
     upscale = FrameUpscaler(output, rc, None if camera else InverseTone(model))
@@ -175,6 +179,8 @@ def write_run_outputs(
         for t, full_input in enumerate(output.inputs()):
             with timer.stage("render"):
                 image = next(frames)
+                if fill is not None:
+                    image = fill(t, image)
                 if guard is not None:
                     image = guard(t, camera, sharp_irradiance=image)
                 image = upscale(image, full_input)

@@ -166,6 +166,6 @@ def _enhance_locked(input_path: Path, outdir: Path, cfg: Config, resume: bool) -
     audio = audio_source(input_path, prepared.clip.info.has_audio, cfg.io.start_frame)
     report.audio = str(audio) if audio is not None else None
     write_run_outputs(outdir, model, prepared.clip, cfg, prepared.plan, history, trainer.z_range, report, timer, audio,
-        OutputFrames.for_clip(prepared.clip, cfg.io),
+        OutputFrames.for_clip(prepared.clip, cfg.io), data.flows,
     )
     return report
