@@ -276,10 +276,10 @@ def fit_window(clip: Clip, plan: RunPlan, cfg: Config, folder: Path, cache_dir: 
         rendered = np.empty((clip.n_frames, clip.height, clip.width, 3), np.float16)
         frames = rendered_frames(model, rc, camera=camera and guard is None, desc=f"render {folder.name}")
         for t, image in enumerate(frames):
-            if fill is not None:
-                image = fill(t, image)
             if guard is not None:
                 image = guard(t, camera, sharp_irradiance=image)
+            if fill is not None:  # after the guard, whose verdicts rest on the model's own render
+                image = fill(t, image)
             rendered[t] = np.minimum(image, np.finfo(np.float16).max)
     with atomic_path(folder / WINDOW_RENDER) as tmp, open(tmp, "wb") as handle:
         np.save(handle, rendered)

@@ -179,10 +179,10 @@ def write_run_outputs(
         for t, full_input in enumerate(output.inputs()):
             with timer.stage("render"):
                 image = next(frames)
-                if fill is not None:
-                    image = fill(t, image)
                 if guard is not None:
                     image = guard(t, camera, sharp_irradiance=image)
+                if fill is not None:  # after the guard, whose verdicts rest on the model's own render
+                    image = fill(t, image)
                 image = upscale(image, full_input)
                 hdr = None if stats is None else image * stats.scale
                 sdr = to_uint8(image) if stats is None else display_frame(hdr, plan.operator, stats)

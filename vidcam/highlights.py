@@ -10,7 +10,11 @@ shirt is held as well as a static sky. Where no neighbour saw the point well exp
 atlas render stays.
 
 Only clipped pixels are filled: in the shadows the atlas pools many frames and is less noisy than
-one neighbour (filling black pixels too measured 1.2 dB lower PSNR-mu on a real-motion clip).
+one neighbour (filling black pixels too measured 1.2 dB lower PSNR-mu on a real-motion clip). The
+fill comes after the fidelity guard, whose verdicts rest on the model's own render (the guard
+keeps the model's values at clipped pixels, which the fill then replaces). On a rigid synthetic
+scene, where the atlas pooled the short frames' highlights well, the fill measured 0.7 dB lower
+PSNR-L; on real motion 1.0-1.9 dB higher.
 """
 
 from __future__ import annotations
