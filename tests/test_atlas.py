@@ -26,6 +26,7 @@ from vidcam.testing import synthetic as ms
 N, H, W = 6, 36, 64
 ATLAS_RUN = {
     "render.fidelity": "off",  # edits re-render the model alone; so must enhanced.mp4 for them to compare
+    "render.highlight_fill": False,  # ... without the neighbours' highlights (vidcam.highlights) either
     "train.steps": 300,
     "train.bootstrap_steps": 200,
 }

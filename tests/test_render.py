@@ -26,7 +26,7 @@ from vidcam.run import open_run
 
 # Re-renders show the model; enhanced.mp4 is compared with them, so it must show the model too
 # (the fidelity guard would keep the input in places).
-HDR_RUN = {"train.steps": 300, "train.bootstrap_steps": 30, "render.fidelity": "off"}
+HDR_RUN = {"train.steps": 300, "train.bootstrap_steps": 30, "render.fidelity": "off", "render.highlight_fill": False}
 DEBLUR_RUN = {"train.steps": 300, "mode": "deblur", "render.fidelity": "off"}
 SHORT_SETTINGS = {  # a run of seconds, as dotted settings for both the API and `--set`
     "device": "cpu",

@@ -112,7 +112,7 @@ def test_windowed_run_writes_every_frame_once(windowed_run, clip10):
 
 def test_blended_join_changes_less_at_borders_than_a_hard_cut(clip10, tmp_path, tiny_config):
     # The model alone (the guard's input irradiance would mix in each window's own response).
-    [report] = enhance_all([clip10], [tmp_path / "run"], [tiny_config(WINDOWED | {"render.fidelity": "off"})])
+    [report] = enhance_all([clip10], [tmp_path / "run"], [tiny_config(WINDOWED | {"render.fidelity": "off", "render.highlight_fill": False})])
     flicker, naive = report.windows["flicker"], report.windows["flicker_naive"]
     assert flicker["border"] <= naive["border"] + 1e-6
 
