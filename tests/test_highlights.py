@@ -84,3 +84,15 @@ def test_the_fill_is_only_for_hdr_irradiance():
     assert HighlightFill.for_run(model, frames, None, rc, plan("hdr", "aces")) is None
     off = RenderConfig(highlight_fill=False)
     assert HighlightFill.for_run(model, frames, flows, off, plan("hdr", "aces")) is None
+
+
+def test_a_clipped_value_is_never_filled_below_its_clip_level():
+    model, frames = _setup()
+    too_dark = np.full((H, W, 3), 0.01, np.float32)  # an atlas far below what clipped the long frame
+    filled = HighlightFill(model, frames, _flows(3, SHIFT, valid=False), RenderConfig())(1, too_dark)
+    clipped = frames[1].min(-1) > 250
+    with torch.no_grad():
+        recorded = model.tone(torch.from_numpy(np.log(filled[clipped])), model.exposures.all()[1].expand(int(clipped.sum())))
+    assert clipped.any() and (recorded.numpy() >= RenderConfig().fidelity_clip - 0.01).all()
+    unclipped = frames[1].max(-1) < 240
+    assert np.array_equal(filled[unclipped], too_dark[unclipped])

@@ -7,7 +7,8 @@ takes the irradiance its flow-linked neighbours (``t ± k`` for every flow gap `
 flow is forward-backward consistent) recorded well exposed, linearised through the learned
 inverse response and exposures: the scene's own per-frame values, so a moving person's bright
 shirt is held as well as a static sky. Where no neighbour saw the point well exposed either, the
-atlas render stays.
+atlas render stays. Either way a clipped value is never left below the irradiance that clips the
+frame's own exposure: that much the frame did measure.
 
 Only clipped pixels are filled: in the shadows the atlas pools many frames and is less noisy than
 one neighbour (filling black pixels too measured 1.2 dB lower PSNR-mu on a real-motion clip). The
@@ -91,4 +92,7 @@ class HighlightFill:
             total += w * warped(self.measured(neighbour))
             weight += w
         share = clipped * weight / (weight + self.rc.highlight_fill_trust)
-        return ((1 - share) * irradiance + share * total / np.maximum(weight, 1e-9)).astype(np.float32)
+        filled = (1 - share) * irradiance + share * total / np.maximum(weight, 1e-9)
+        # A clipped value says the irradiance was at least what clips this frame's exposure.
+        floor = np.exp(self.inverse(np.full((1, 3), self.rc.fidelity_clip, np.float32)) - self.log_exposure[t])
+        return (filled + clipped * np.maximum(floor - filled, 0)).astype(np.float32)
