@@ -62,6 +62,7 @@ def test_clipped_pixels_take_the_neighbours_measured_irradiance():
     assert np.all(np.abs(filled[patch] - 30.0) < 0.15 * np.abs(atlas[patch] - 30.0)), filled[patch]
     unclipped = frames[1].max(-1) < 240
     assert np.array_equal(filled[unclipped], atlas[unclipped])  # the rest is left to the atlas
+    assert 0 < fill.summary()["filled"][0] < 0.5  # the highlight's share of the frame's values
 
 
 def test_without_trusted_links_the_atlas_stays():

@@ -53,6 +53,7 @@ def test_outputs_decode_with_right_count_and_size(hdr_run):
     saved = json.loads((outdir / "report.json").read_text())
     assert saved["mode"] == "hdr" and len(saved["exposures"]["learned"]) == n
     assert set(saved["timings"]) >= {"decode", "flow", "train", "render", "encode"}
+    assert len(saved["highlights"]["filled"]) == n and all(0 <= f <= 1 for f in saved["highlights"]["filled"])
 
 
 def test_fit_lowers_the_colour_loss(hdr_run):

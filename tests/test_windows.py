@@ -106,6 +106,7 @@ def test_windowed_run_writes_every_frame_once(windowed_run, clip10):
     # The fidelity guard ran in each window: one confidence frame and figure per output frame.
     assert read_video(outdir / "confidence.mp4").frames.shape == (10, 36, 64, 3)
     assert len(report.fidelity["confidence"]) == 10
+    assert len(report.highlights["filled"]) == 10  # the highlight fill ran in each window too
     page = (outdir / "report.html").read_text()
     assert "Temporal windows" in page and "0–5, 4–9" in page
 

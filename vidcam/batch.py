@@ -215,6 +215,9 @@ def finish_job(job: ClipJob, results: list) -> Report:
             key: [results[k]["fidelity"][key][t - windows[k].start] for t, k in enumerate(main_window)]
             for key in ("rerender_psnr", "confidence", "expected_gain_db")
         }
+    highlights = None
+    if all(result.get("highlights") for result in results):
+        highlights = {"filled": [results[k]["highlights"]["filled"][t - windows[k].start] for t, k in enumerate(main_window)]}
     for result in results:
         for stage, seconds in result["timings"].items():
             timer.seconds[f"windows_{stage}"] = timer.seconds.get(f"windows_{stage}", 0.0) + seconds
@@ -234,6 +237,7 @@ def finish_job(job: ClipJob, results: list) -> Report:
         hdr_scale=stats.scale if stats is not None else None,
         timings=timer.seconds,
         fidelity=fidelity,
+        highlights=highlights,
         windows=windows_summary(windows, gains, flicker, naive_flicker, results),
         config=cfg.to_dict(),
     )
@@ -299,6 +303,7 @@ def fit_window(clip: Clip, plan: RunPlan, cfg: Config, folder: Path, cache_dir: 
         "final_losses": history[-1] if history else {},
         "learned_exposures": model.exposures.all().exp().detach().cpu().tolist(),
         "fidelity": fidelity,
+        "highlights": fill.summary() if fill is not None else None,
         "cuda_max_memory_allocated": torch.cuda.max_memory_allocated(device) if device.type == "cuda" else None,
     }
     atomic_write_text(done, json.dumps(summary, indent=2))

@@ -193,6 +193,8 @@ def write_run_outputs(
             sinks.close()
     if guard is not None:
         report.fidelity = guard.write(outdir / run_folder.CONFIDENCE_VIDEO, clip.fps, rc.crf)
+    if fill is not None:
+        report.highlights = fill.summary()
     samples = crf_samples(model, z_range)
     save_crf_plot(outdir / run_folder.CRF_PLOT, samples)
     save_loss_plot(outdir / run_folder.LOSS_PLOT, history)

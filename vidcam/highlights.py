@@ -40,6 +40,7 @@ class HighlightFill:
         """``frames``: the clip at the fit size ``[N, H, W, 3]`` (uint8/uint16); ``flows``: ``ClipData.flows``
         (per gap: ``gap``, ``flow`` ``[2, N-k, H, W, 2]`` forward then backward, ``valid`` ``[2, N-k, H, W]``)."""
         self.frames, self.flows, self.rc = frames, flows, rc
+        self.filled: dict[int, float] = {}  # per frame: the fraction of its values taken from the neighbours
         self.inverse = InverseTone(model)
         with torch.no_grad():
             self.log_exposure = model.exposures.all().float().cpu().numpy()
@@ -51,6 +52,10 @@ class HighlightFill:
         if plan.mode != "hdr" or plan.operator == "camera" or not rc.highlight_fill or not flows:
             return None
         return cls(model, frames, flows, rc)
+
+    def summary(self) -> dict[str, list[float]]:
+        """For the report: ``filled``, per frame in order, the fraction of values taken from the neighbours."""
+        return {"filled": [self.filled[t] for t in sorted(self.filled)]}
 
     def trust(self, t: int) -> np.ndarray:
         """Per value of frame ``t`` ``[H, W, 3]``: 1 where it carries its irradiance, 0 black or clipped."""
@@ -76,6 +81,7 @@ class HighlightFill:
         pixels = as_float(self.frames[t])
         clipped = (pixels > BRIGHT) * (1 - self.trust(t))
         if not clipped.any():
+            self.filled[t] = 0.0
             return irradiance
         height, width = pixels.shape[:2]
         grid_x, grid_y = np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32))
@@ -92,6 +98,7 @@ class HighlightFill:
             total += w * warped(self.measured(neighbour))
             weight += w
         share = clipped * weight / (weight + self.rc.highlight_fill_trust)
+        self.filled[t] = round(float(share.mean()), 4)
         filled = (1 - share) * irradiance + share * total / np.maximum(weight, 1e-9)
         # A clipped value says the irradiance was at least what clips this frame's exposure.
         floor = np.exp(self.inverse(np.full((1, 3), self.rc.fidelity_clip, np.float32)) - self.log_exposure[t])

@@ -138,6 +138,7 @@ class Report:
     crf: dict[str, list[float]] = field(default_factory=dict)  # learned response samples
     config: dict[str, Any] = field(default_factory=dict)  # the run's settings
     fidelity: dict[str, Any] = field(default_factory=dict)  # per frame: re-render PSNR, confidence, frames kept from the input
+    highlights: dict[str, Any] | None = None  # HDR: per frame, the fraction of values filled from the neighbours (vidcam.highlights)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
