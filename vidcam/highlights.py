@@ -20,6 +20,8 @@ PSNR-L; on real motion 1.0-1.9 dB higher.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import cv2
 import numpy as np
 import torch
@@ -67,7 +69,7 @@ class HighlightFill:
         pixels = np.clip(as_float(self.frames[t]), self.rc.fidelity_black, self.rc.fidelity_clip)
         return np.exp(self.inverse(pixels) - self.log_exposure[t])
 
-    def links(self, t: int):
+    def links(self, t: int) -> Iterator[tuple[int, torch.Tensor, torch.Tensor]]:
         """``(neighbour, flow [H, W, 2], valid [H, W])`` for every flow gap, both directions, inside the clip."""
         for pair in self.flows:
             k = pair["gap"]
