@@ -44,6 +44,8 @@ class HighlightFill:
         self.frames, self.flows, self.rc = frames, flows, rc
         self.filled: dict[int, float] = {}  # per frame: the fraction of its values taken from the neighbours
         self.inverse = InverseTone(model)
+        # per channel: the log exposure a value at the clip level stands for
+        self.clip_z = self.inverse(np.full((1, 3), rc.fidelity_clip, np.float32))[0]
         with torch.no_grad():
             self.log_exposure = model.exposures.all().float().cpu().numpy()
 
@@ -103,5 +105,5 @@ class HighlightFill:
         self.filled[t] = round(float(share.mean()), 4)
         filled = (1 - share) * irradiance + share * total / np.maximum(weight, 1e-9)
         # A clipped value says the irradiance was at least what clips this frame's exposure.
-        floor = np.exp(self.inverse(np.full((1, 3), self.rc.fidelity_clip, np.float32)) - self.log_exposure[t])
+        floor = np.exp(self.clip_z - self.log_exposure[t])
         return (filled + clipped * np.maximum(floor - filled, 0)).astype(np.float32)
