@@ -14,8 +14,8 @@ Only clipped pixels are filled: in the shadows the atlas pools many frames and i
 one neighbour (filling black pixels too measured 1.2 dB lower PSNR-mu on a real-motion clip). The
 fill comes after the fidelity guard, whose verdicts rest on the model's own render (the guard
 keeps the model's values at clipped pixels, which the fill then replaces). On a rigid synthetic
-scene, where the atlas pooled the short frames' highlights well, the fill measured 0.7 dB lower
-PSNR-L; on real motion 1.0-1.9 dB higher.
+scene, where the atlas pooled the short frames' highlights well, the fill measured 0.1-0.6 dB lower
+PSNR-L; on real motion 0.5-2.0 dB higher.
 """
 
 from __future__ import annotations
