@@ -153,6 +153,28 @@ def test_sdr_accepts_float_frames_and_iterables(tmp_path):
     assert np.abs(clip.frames.astype(int) - frames).mean() < 3
 
 
+
+def test_sdr_through_the_source_planes_keeps_what_it_leaves_unchanged(tmp_path):
+    """Written losslessly through the input's own 4:2:0 planes, frames the output did not change
+    decode to the input's frames bit for bit, and a changed patch carries its change (plus the
+    source's chroma detail that RGB cannot hold, zero on average); written
+    from RGB alone, the chroma is resampled a second time and the same frames drift."""
+    rng = np.random.default_rng(0)
+    source = tmp_path / "textured.mp4"
+    encode.write_sdr_video(source, rng.integers(0, 256, (4, 32, 48, 3), dtype=np.uint8), 24, crf=0)
+    decoded = video.read_video(source).frames
+    changed = decoded.copy()
+    changed[2, 8:24, 16:32] = 200
+    through_planes, from_rgb = tmp_path / "planes.mp4", tmp_path / "rgb.mp4"
+    encode.write_sdr_video(through_planes, changed, 24, crf=0, source=video.iter_source_frames(source, 0, 4, (48, 32)))
+    encode.write_sdr_video(from_rgb, changed, 24, crf=0)
+    kept = video.read_video(through_planes).frames
+    assert np.array_equal(kept[[0, 1, 3]], decoded[[0, 1, 3]])
+    assert np.abs(kept[2, 8:24, 16:32].reshape(-1, 3).mean(axis=0) - 200).max() < 2
+    assert np.array_equal(kept[2, :, :14], decoded[2, :, :14])  # outside the patch (and its chroma blocks)
+    assert np.abs(video.read_video(from_rgb).frames[[0, 1, 3]].astype(int) - decoded[[0, 1, 3]]).mean() > 1
+    assert video.iter_source_frames(source, 0, 4, (24, 16)) is None  # another size: nothing to keep
+
 def test_odd_size_is_padded_by_edge_replication(tmp_path):
     frames = smooth_frames(4, 33, 47)
     path = tmp_path / "odd.mp4"

@@ -186,7 +186,7 @@ def finish_job(job: ClipJob, results: list) -> Report:
         return to_uint8(image) if stats is None else display_frame(image * stats.scale, plan.operator, stats)
 
     with FrameSinks() as sinks:
-        open_writers(sinks, job.outdir, clip, rc, plan, stats, audio)
+        open_writers(sinks, job.outdir, output, rc, plan, stats, audio)
         for t, full_input in enumerate(progress(output.inputs(), "join", total=clip.n_frames, unit="frame")):
             with timer.stage("join"):
                 image = joined_frame(renders, windows, weights, gains, t)
@@ -210,7 +210,7 @@ def finish_job(job: ClipJob, results: list) -> Report:
         confidences = [np.load(folder / WINDOW_CONFIDENCE, mmap_mode="r") for folder in folders]
         picked = [(confidences[k], t - windows[k].start) for t, k in enumerate(main_window)]
         grey = (np.repeat(c[i][..., None], 3, axis=-1) for c, i in picked)
-        write_sdr_video(job.outdir / run_folder.CONFIDENCE_VIDEO, grey, clip.fps, rc.crf)
+        write_sdr_video(job.outdir / run_folder.CONFIDENCE_VIDEO, grey, clip.fps, rc.video_crf())
         fidelity = {
             key: [results[k]["fidelity"][key][t - windows[k].start] for t, k in enumerate(main_window)]
             for key in ("rerender_psnr", "confidence", "expected_gain_db")

@@ -16,7 +16,7 @@ from vidcam.fidelity import FidelityGuard, InverseTone
 from vidcam.highlights import HighlightFill
 from vidcam.io.encode import write_hdr10_video, write_sdr_video
 from vidcam.io.images import write_exr, write_png
-from vidcam.io.video import Clip, as_float
+from vidcam.io.video import Clip, as_float, iter_source_frames
 from vidcam.models.model import VidcamModel
 from vidcam.plan import RunPlan
 from vidcam.plots import image_grid, line_plot
@@ -175,7 +175,7 @@ def write_run_outputs(
     frames = iter(rendered_frames(model, rc, camera=camera and guard is None))
     upscale = FrameUpscaler(output, rc, None if camera else InverseTone(model))
     with FrameSinks() as sinks:
-        open_writers(sinks, outdir, clip, rc, plan, stats, audio_from)
+        open_writers(sinks, outdir, output, rc, plan, stats, audio_from)
         for t, full_input in enumerate(output.inputs()):
             with timer.stage("render"):
                 image = next(frames)
@@ -192,7 +192,7 @@ def write_run_outputs(
         with timer.stage("encode"):
             sinks.close()
     if guard is not None:
-        report.fidelity = guard.write(outdir / run_folder.CONFIDENCE_VIDEO, clip.fps, rc.crf)
+        report.fidelity = guard.write(outdir / run_folder.CONFIDENCE_VIDEO, clip.fps, rc.video_crf())
     if fill is not None:
         report.highlights = fill.summary()
     samples = crf_samples(model, z_range)
@@ -232,24 +232,30 @@ def write_exr_sequence(folder: Path, frames: Iterable[np.ndarray]) -> None:
 def open_writers(
     sinks: FrameSinks,
     outdir: Path,
-    clip: Clip,
+    output: OutputFrames,
     rc: RenderConfig,
     plan: RunPlan,
     stats: DisplayStats | None,
     audio_from: Path | None,
 ) -> None:
     """One streaming writer per video the run writes; frame folders are made ready."""
+    clip = output.clip
     fps = clip.fps
-    sinks.add("sdr", lambda frames: write_sdr_video(outdir / run_folder.SDR_VIDEO, frames, fps, rc.crf, audio_from))
+    enhanced = outdir / run_folder.SDR_VIDEO
+    if plan.input_look:  # what the output leaves as it was keeps the input's own coding
+        source = iter_source_frames(clip.info.path, output.start, clip.n_frames, output.size)
+        sinks.add("sdr", lambda frames: write_sdr_video(enhanced, frames, fps, rc.video_crf(True), audio_from, source))
+    else:
+        sinks.add("sdr", lambda frames: write_sdr_video(enhanced, frames, fps, rc.video_crf(), audio_from))
     if plan.mode == "hdr" and stats is not None:
         (outdir / run_folder.HDR_DIR).mkdir(parents=True, exist_ok=True)
         sinks.add("exr", lambda frames: write_exr_sequence(outdir / run_folder.HDR_DIR, frames))
         hdr10 = outdir / run_folder.HDR10_VIDEO
         white, peak, levels = rc.hdr10_white_nits, rc.hdr10_peak_nits, stats.light_levels
-        sinks.add("hdr10", lambda frames: write_hdr10_video(hdr10, frames, fps, white, peak, rc.crf, audio_from, levels))
+        sinks.add("hdr10", lambda frames: write_hdr10_video(hdr10, frames, fps, white, peak, rc.video_crf(), audio_from, levels))
     if rc.compare:
         compare = outdir / run_folder.COMPARE_VIDEO
-        sinks.add("compare", lambda frames: write_sdr_video(compare, frames, fps, rc.crf, audio_from))
+        sinks.add("compare", lambda frames: write_sdr_video(compare, frames, fps, rc.video_crf(), audio_from))
     if rc.save_frames:
         (outdir / run_folder.FRAMES_DIR).mkdir(parents=True, exist_ok=True)
 

@@ -33,6 +33,11 @@ class RunPlan:
     exposure_ratio: float  # longest / shortest exposure of the cycle
 
     @property
+    def input_look(self) -> bool:
+        """enhanced.mp4 keeps the input's look: deblurred through the learned camera, not tone-mapped."""
+        return self.mode == "deblur" and self.operator == "camera"
+
+    @property
     def initial_log_exposure(self) -> np.ndarray:
         return np.asarray(self.log_exposure, dtype=np.float64)
 

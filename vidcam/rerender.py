@@ -256,5 +256,5 @@ def render(
     apply_threads(loaded.cfg.threads)
     whole_clip = job.frames == range(loaded.model.frame.n_frames)
     audio = loaded.audio_source if whole_clip else None
-    write_sdr_video(target, render_job(loaded, job), loaded.fps, loaded.cfg.render.crf, audio)
+    write_sdr_video(target, render_job(loaded, job), loaded.fps, loaded.cfg.render.video_crf(), audio)
     return target

@@ -141,7 +141,7 @@ def edit_run(
         result = render_edited(run, layer, atlas_png)
         rc = run.cfg.render
         audio = run.audio_source
-        write_sdr_video(output, result.sdr, run.fps, rc.crf, audio)
+        write_sdr_video(output, result.sdr, run.fps, rc.video_crf(), audio)
         if len(outputs) > 1 and result.hdr is not None:
-            write_hdr10_video(outputs[1], result.hdr, run.fps, rc.hdr10_white_nits, rc.hdr10_peak_nits, rc.crf, audio)
+            write_hdr10_video(outputs[1], result.hdr, run.fps, rc.hdr10_white_nits, rc.hdr10_peak_nits, rc.video_crf(), audio)
     return output

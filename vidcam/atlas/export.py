@@ -248,7 +248,7 @@ def _export_atlas(run_dir: str | Path, out_dir: str | Path | None, device: str |
     pictures = [_export_atlas_files(run, layout, curve, coverage, out) for layout in layouts]
     write_layout(out / LAYOUT_NAME, layouts, curve, run)
     frames = clip_frames(run)
-    crf = run.cfg.render.crf
+    crf = run.cfg.render.video_crf()
     for layout in layouts:
         write_sdr_video(out / f"layer{layout.layer}_alpha.mp4", alpha_frames(run, layout.layer), run.fps, crf)
         write_sdr_video(out / f"layer{layout.layer}_mapping.mp4", mapping_frames(run, layout, frames), run.fps, crf)

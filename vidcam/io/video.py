@@ -250,6 +250,11 @@ def _pyav_stream(info: VideoInfo, start: int, count: int, size: tuple[int, int],
     """Decoded frames from ``start`` on, at most ``count``; a decoding error mid-stream ends them
     (its reason appended to ``damage``)."""
     deep = info.bit_depth > 8
+    for frame in _native_stream(info, start, count, damage):
+        yield _to_rgb(frame, deep, info.rotation, size)
+
+
+def _native_stream(info: VideoInfo, start: int, count: int, damage: list[str]) -> Iterator[av.VideoFrame]:
     with open_input(info.path) as container:
         stream = _video_stream(container, info.path)
         stream.thread_type = "AUTO"
@@ -264,9 +269,19 @@ def _pyav_stream(info: VideoInfo, start: int, count: int, size: tuple[int, int],
             if frame is None:
                 return
             if index >= start:
-                yield _to_rgb(frame, deep, info.rotation, size)
+                yield frame
                 kept += 1
             index += 1
+
+
+def iter_source_frames(path: str | Path, start: int, count: int, size: tuple[int, int]) -> Iterator[av.VideoFrame] | None:
+    """Frames ``start .. start + count`` as the decoder gives them (planes, not RGB), for a writer
+    that keeps content it did not change as the input coded it (``vidcam.io.encode``); None where
+    the decoded frames are not the frames ``read_video`` gives at ``size`` (rotated or resized)."""
+    info = probe(path)
+    if info.rotation or (info.width, info.height) != tuple(size):
+        return None
+    return _native_stream(info, start, count, [])
 
 
 def decord_available() -> bool:
