@@ -15,10 +15,12 @@ from vidcam.fidelity import (
     FrameRenders,
     InverseTone,
     blur_loss,
+    sharp_frames,
     gaussian_blur,
     guard_irradiance,
     model_weight,
 )
+from vidcam.io.encode import write_sdr_video
 from vidcam.io.video import read_video
 from vidcam.metrics import psnr
 from vidcam.models.model import ClipShape, VidcamModel
@@ -112,6 +114,21 @@ def test_run_writes_confidence_video_and_report(runs):
     assert confidence.shape == clip["frames"].shape
 
 
+def test_frames_kept_whole_come_out_as_the_input(runs, tmp_path):
+    """Kept whole by the guard, a frame of enhanced.mp4 is the input again, up to a light re-encode:
+    through the input's own 4:2:0 planes at the input-look crf, where a plain re-encode from RGB at
+    crf 16 (what this writer did before) lost 7 dB against the input on this noisy clip."""
+    outdir, clip = runs["plain"]
+    kept = json.loads((outdir / "report.json").read_text())["fidelity"]["guarded_frames"]
+    assert kept  # the sharpest frame at least (sharp_frames)
+    enhanced = read_video(outdir / "enhanced.mp4").frames
+    write_sdr_video(tmp_path / "plain.mp4", clip["frames"], 24, crf=16)
+    plain = read_video(tmp_path / "plain.mp4").frames
+    for t in kept:
+        fidelity = psnr(enhanced[t] / 255.0, clip["frames"][t] / 255.0)
+        assert fidelity > psnr(plain[t] / 255.0, clip["frames"][t] / 255.0) + 3.0, (t, fidelity)
+
+
 def _tiny_model(blur: bool = False) -> VidcamModel:
     cfg = load_config("fast", overrides={"camera.tone_prefit_steps": 200})
     model = VidcamModel(cfg, ClipShape(2, 16, 24, blur))
@@ -153,6 +170,9 @@ def test_hdr_guard_trusts_the_input_where_the_model_fails_and_the_model_where_cl
 def test_sharp_frame_cannot_claim_a_blur_gain():
     detail = np.array([1.0, 0.4, 1.0, 0.95, 0.2])
     assert blur_loss(detail, 1).tolist() == pytest.approx([0.0, 0.6, 0.0, 0.05, 0.75])
+    # kept whole: within 15 % of the most detailed frame one either side (0.95 against 1.0)
+    assert sharp_frames(detail, 1, 0.15).tolist() == [True, False, True, True, False]
+    assert sharp_frames(detail, 1, 0.0).tolist() == [True, False, True, False, False]
 
 
 def test_gaussian_blur_keeps_shape_and_constants():

@@ -56,10 +56,10 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(scores)
         images.append((clip.frames[t], model_only, guarded, truth[t]))
     summary = guard.summary()
-    print("frame  input  model  guarded  guarded-input  rerender  confidence  guarded-frame")
+    print("frame  input  model  guarded  guarded-input  rerender  confidence  expected  guarded-frame")
     for t, (i, m, g) in enumerate(rows):
         print(f"{t:5d}  {i:5.2f}  {m:5.2f}  {g:7.2f}  {g - i:+13.2f}  {summary['rerender_psnr'][t]:8.2f}"
-              f"  {summary['confidence'][t]:10.3f}  {'yes' if t in summary['guarded_frames'] else ''}")
+              f"  {summary['confidence'][t]:10.3f}  {summary['expected_gain_db'][t]:+8.2f}  {'yes' if t in summary['guarded_frames'] else ''}")
     arr = np.array(rows)
     mean = [psnr(np.stack([im[k] for im in images]).astype(np.float32) / 255, truth.astype(np.float32) / 255) for k in range(3)]
     print(f"clip   {mean[0]:5.2f}  {mean[1]:5.2f}  {mean[2]:7.2f}  {mean[2] - mean[0]:+13.2f}   (PSNR over all frames)")

@@ -18,7 +18,8 @@ frame, weighted like a Wiener combination of two independent errors:
 
 The weight on the model is ``w = E_in / (E_in + U)``. A frame whose estimated output error is not
 clearly below its input's (``mean(w^2 U + (1-w)^2 E_in)`` above ``frame_keep`` times
-``mean(E_in)``: a gain too small to be sure of) is taken from the input whole. The input's blur
+``mean(E_in)``: a gain too small to be sure of) is taken from the input whole, and so is a frame
+with nearly the detail of the sharpest frame near it (``sharp_frames``). The input's blur
 error is also bounded per frame from the input alone (``blur_loss``): a model that wrongly believes
 a sharp frame blurred would otherwise claim a gain there.
 
@@ -205,9 +206,19 @@ def blur_loss(detail: np.ndarray, neighbours: int) -> np.ndarray:
     what its blur took away, which bounds the input's blur error from the input alone, so a scene
     model that wrongly believes a sharp frame blurred cannot claim a gain there.
     """
+    return np.maximum(_most_detail(detail, neighbours) - detail, 0.0)
+
+
+def sharp_frames(detail: np.ndarray, neighbours: int, margin: float) -> np.ndarray:
+    """Per frame ``[N]`` bool: its detail energy is within ``margin`` (a fraction) of the most detailed
+    frame within ``neighbours`` either side, so there is no blur to remove that would pay for the
+    scene model's errors (a real 35-dB frame lost 0.2-0.7 dB to the model's render)."""
+    return detail >= (1.0 - margin) * _most_detail(detail, neighbours)
+
+
+def _most_detail(detail: np.ndarray, neighbours: int) -> np.ndarray:
     n = len(detail)
-    best = np.array([detail[max(0, t - neighbours) : t + neighbours + 1].max() for t in range(n)])
-    return np.maximum(best - detail, 0.0)
+    return np.array([detail[max(0, t - neighbours) : t + neighbours + 1].max() for t in range(n)])
 
 
 def model_weight(
@@ -279,6 +290,7 @@ class FidelityGuard:
     frame_stats: dict[int, dict[str, Any]] = field(default_factory=dict)  # per frame: what ``summary`` reports
     _inverse: InverseTone | None = None
     _blur_loss: np.ndarray | None = None
+    _sharp: np.ndarray | None = None  # per frame: sharp enough to be kept whole (deblur)
 
     def input_frame(self, t: int) -> Tensor:
         return torch.from_numpy(as_float(self.frames[t]))
@@ -291,8 +303,11 @@ class FidelityGuard:
         if self.model.blur is not None and self._blur_loss is None:
             detail = np.array([detail_energy(self.input_frame(i).numpy(), self.rc.fidelity_detail_px) for i in range(len(self.frames))])
             self._blur_loss = blur_loss(detail, self.rc.fidelity_neighbours)
+            self._sharp = sharp_frames(detail, self.rc.fidelity_neighbours, self.rc.fidelity_sharp_margin)
         input_blur = float(self._blur_loss[t]) if self._blur_loss is not None else None
         verdict = model_weight(observed, renders, self.rc, input_blur)
+        if self._sharp is not None and self._sharp[t]:
+            verdict = FrameVerdict(torch.zeros_like(verdict.weight), verdict.rerender_psnr, 0.0, True)
         self.frame_stats[t] = {
             "rerender_psnr": round(verdict.rerender_psnr, 2),
             "confidence": round(float(verdict.weight.mean()), 3),
