@@ -429,6 +429,26 @@ def test_region_motion_on_regions_larger_than_the_ransac_sample():
     np.testing.assert_allclose(motions, np.broadcast_to(expected, (4, 3, 3)), atol=1e-3)
 
 
+def test_camera_chain_falls_back_to_affine_where_perspective_compounds():
+    """A small perspective term per frame, chained over a long pan, sends a frame corner's depth
+    through zero; the chain then damps each homography towards its affine part (which agrees with
+    the homography to first order at the frame centre) until the chain is within the bound."""
+    size, centre = (180, 320), np.array([160.0, 90.0])
+    pair = np.array([[1.0, 0.0, 8.0], [0.0, 1.0, 0.0], [1.5e-4, 0.0, 1.0]])
+    short = motion.chain_camera(np.stack([pair] * 4), 2, size, 2.0)
+    np.testing.assert_allclose(short, motion.chain_to_reference(np.stack([pair] * 4), 2))  # 4 frames: kept
+    assert 1.0 < motion.perspective_spread(short, *size) <= 2.0
+    long = np.stack([pair] * 40)
+    assert motion.perspective_spread(motion.chain_to_reference(long, 20), *size) > 2.0
+    chained = motion.chain_camera(long, 20, size, 2.0)
+    assert 1.9 < motion.perspective_spread(chained, *size) <= 2.0  # as much perspective as the bound allows
+    affine = motion.affine_at(pair, centre)
+    step = np.array([1.0, 0.5])
+    projected = lambda h, p: (h @ [*p, 1.0])[:2] / (h @ [*p, 1.0])[2]  # noqa: E731
+    np.testing.assert_allclose(projected(affine, centre), projected(pair, centre))
+    np.testing.assert_allclose(projected(affine, centre + step), projected(pair, centre + step), atol=1e-3)
+
+
 def test_foreground_from_motion_marks_the_moving_square():
     mask = motion.foreground_from_motion(_pan_with_square())
     assert mask.shape == (5, 60, 80) and mask.dtype == np.float32

@@ -61,6 +61,9 @@ class MotionConfig:
     foreground_relative: float = 0.1  # ... or this fraction of the frame's median flow magnitude, if larger
     foreground_softness: float = 0.5  # the mask ramps from (1-s) to (1+s) times the threshold
     cleanup_fraction: float = 0.02  # morphology / blur size as a fraction of the shorter frame side
+    # Chained camera homographies whose projective depth at one frame corner exceeds another's by
+    # more than this factor (or reaches zero) are replaced by their affine part (vidcam.motion)
+    max_perspective_spread: float = 8.0
 
 
 @dataclass
