@@ -15,6 +15,7 @@ from vidcam.fidelity import (
     FrameRenders,
     InverseTone,
     blur_loss,
+    detail_energy,
     sharp_frames,
     gaussian_blur,
     guard_irradiance,
@@ -43,7 +44,7 @@ def _with_intruder(clip: dict) -> dict:
     clip = dict(clip, frames=clip["frames"].copy(), sharp=clip["sharp"].copy())
     yy, xx = np.mgrid[0:INTRUDER_SIDE, 0:INTRUDER_SIDE]
     checker = np.where(((yy // 4) + (xx // 4)) % 2 == 0, 235, 20).astype(np.uint8)
-    patch = np.stack([checker, 255 - checker, checker], axis=-1)
+    patch = np.stack([checker] * 3, axis=-1)  # grey: 4:2:0 video keeps it (a coloured checker's chroma it would not)
     for key in ("frames", "sharp"):
         clip[key][_intruder_frame(clip), 20 : 20 + INTRUDER_SIDE, 50 : 50 + INTRUDER_SIDE] = patch
     return clip
@@ -171,8 +172,16 @@ def test_sharp_frame_cannot_claim_a_blur_gain():
     detail = np.array([1.0, 0.4, 1.0, 0.95, 0.2])
     assert blur_loss(detail, 1).tolist() == pytest.approx([0.0, 0.6, 0.0, 0.05, 0.75])
     # kept whole: within 15 % of the most detailed frame one either side (0.95 against 1.0)
-    assert sharp_frames(detail, 1, 0.15).tolist() == [True, False, True, True, False]
-    assert sharp_frames(detail, 1, 0.0).tolist() == [True, False, True, False, False]
+    assert sharp_frames(detail[:, None], 1, 0.15).tolist() == [True, False, True, True, False]
+    assert sharp_frames(detail[:, None], 1, 0.0).tolist() == [True, False, True, False, False]
+    # by tiles: a detailed object in one tile of frame 0 does not make frame 1 look blurred ...
+    tiles = np.ones((2, 16))
+    tiles[0, 5] = 10.0
+    assert sharp_frames(tiles, 1, 0.15).tolist() == [True, True]
+    # ... and a frame with half the detail in most tiles is blurred
+    tiles[1, :12] = 0.5
+    assert sharp_frames(tiles, 1, 0.15).tolist() == [True, False]
+    assert detail_energy(np.zeros((8, 8, 3)), 1.0, grid=2).shape == (4,)
 
 
 def test_gaussian_blur_keeps_shape_and_constants():

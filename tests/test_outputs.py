@@ -180,15 +180,18 @@ def test_cli_quiet_does_not_hide_errors(tmp_path, capsys):
 @pytest.mark.skipif(not video.decord_available(), reason="decord is not installed (pip install 'vidcam[decord]')")
 @pytest.mark.skipif(not BIKES.is_file(), reason="shared data absent")
 def test_decord_reads_the_frames_pyav_reads():
+    """decord reads the same frames; its colour conversion (FFmpeg's fast path) is within about a
+    level of PyAV's, so "auto" keeps to PyAV for such (4:2:0) video and reads exactly its frames."""
     indices = [249, 0, 120, 121, 37, 120]  # out of order, across keyframes, repeated
     by_pyav = video.read_frames(BIKES, indices, reader="pyav")
     by_decord = video.read_frames(BIKES, indices, reader="decord")
     assert by_decord.shape == (6, 272, 640, 3) and by_decord.dtype == np.uint8
-    assert np.array_equal(by_decord, by_pyav)
-    assert not np.array_equal(by_pyav[0], by_pyav[1])  # really different frames
+    assert np.abs(by_decord.astype(int) - by_pyav).mean() < 2.5
+    assert np.abs(by_decord[0].astype(int) - by_pyav[1]).mean() > 5  # really different frames
     scaled = video.read_frames(BIKES, indices, max_side=160, reader="decord")
-    assert np.array_equal(scaled, video.read_frames(BIKES, indices, max_side=160, reader="pyav"))
-    late = video.read_video(BIKES, start=200, max_frames=5)  # a late start seeks with decord
+    assert np.abs(scaled.astype(int) - video.read_frames(BIKES, indices, max_side=160, reader="pyav")).mean() < 2.5
+    assert np.array_equal(video.read_frames(BIKES, indices), by_pyav)
+    late = video.read_video(BIKES, start=200, max_frames=5)
     assert np.array_equal(late.frames, video.read_frames(BIKES, range(200, 205), reader="pyav"))
 
 

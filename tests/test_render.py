@@ -99,7 +99,7 @@ def test_cli_render_at_a_recorded_exposure_reproduces_that_frame(hdr_run):
     assert vidcam_cli("render", outdir, "--exposure", repr(exposure), "--frames", f"{t}:{t + 1}", "-o", out, "-q") == 0
     video = read_video(out).frames_float()
     assert video.shape == (1, *frames.shape[1:])
-    assert psnr(video[0], frames[t]) >= psnr(model_rerender(run, t), frames[t]) - 1.0  # H.264 at crf 16
+    assert psnr(video[0], frames[t]) >= psnr(model_rerender(run, t), frames[t]) - 1.5  # H.264 at crf 16 (4:2:0 chroma: 1.2 dB measured)
 
 
 class ToneInputs:

@@ -210,7 +210,7 @@ class RenderConfig:
     fast_mapping_stride: int = 8  # mapping residuals every this many pixels at most (upsampled), 2 per finest grid cell at least
     fast_alpha_stride: int = 4  # alpha every this many pixels (logits upsampled); cells at an edge: every pixel
     # x264/x265 quality, lower is better. Unset: 8 for output in the input's own look (deblur), whose
-    # sharp frames re-encoded at 16 lost up to 1.7 dB against the input (at 8: 0.3 dB, 1.6x the
+    # sharp real frames re-encoded at 16 lost up to 2.7 dB against the truth (at 8: 0.6 dB, 1.6x the
     # size); 16 for tone-mapped and other outputs.
     crf: int | None = None
     hdr10_white_nits: float = 203.0  # where linear 1.0 lands (BT.2408 reference white)

@@ -50,6 +50,7 @@ from vidcam.log import log
 from vidcam.models.model import VidcamModel
 from vidcam.rendering import render_frame
 
+SHARP_TILES = 4  # sharp_frames compares frames tile by tile on this grid per side
 POOR_CONFIDENCE = 0.5  # a frame whose mean weight on the model is below this is reported as poorly explained
 INVERSE_TONE_SAMPLES = 4096  # grid of the tabulated inverse response
 INVERSE_TONE_Z = (-12.0, 12.0)  # log exposure range it covers
@@ -193,10 +194,14 @@ class FrameVerdict:
     guarded: bool  # the whole frame was taken from the input
 
 
-def detail_energy(frame: np.ndarray, sigma_px: float) -> float:
-    """Mean squared high-pass (frame minus its Gaussian blur) of a frame ``[H, W, 3]`` in [0, 1]: the detail blur removes."""
+def detail_energy(frame: np.ndarray, sigma_px: float, grid: int = 1) -> np.ndarray:
+    """Mean squared high-pass (frame minus its Gaussian blur) of a frame ``[H, W, 3]`` in [0, 1]: the
+    detail blur removes, over the whole frame (``grid`` 1: shape ``[1]``) or per tile of a
+    ``grid`` x ``grid`` split (``[grid * grid]``)."""
     image = torch.from_numpy(np.ascontiguousarray(frame, dtype=np.float32))
-    return float((image - gaussian_blur(image, sigma_px)).square().mean())
+    energy = (image - gaussian_blur(image, sigma_px)).square().mean(-1).numpy()
+    rows = np.array_split(energy, grid, axis=0)
+    return np.array([tile.mean() for row in rows for tile in np.array_split(row, grid, axis=1)])
 
 
 def blur_loss(detail: np.ndarray, neighbours: int) -> np.ndarray:
@@ -209,16 +214,24 @@ def blur_loss(detail: np.ndarray, neighbours: int) -> np.ndarray:
     return np.maximum(_most_detail(detail, neighbours) - detail, 0.0)
 
 
-def sharp_frames(detail: np.ndarray, neighbours: int, margin: float) -> np.ndarray:
-    """Per frame ``[N]`` bool: its detail energy is within ``margin`` (a fraction) of the most detailed
-    frame within ``neighbours`` either side, so there is no blur to remove that would pay for the
-    scene model's errors (a real 35-dB frame lost 0.2-0.7 dB to the model's render)."""
-    return detail >= (1.0 - margin) * _most_detail(detail, neighbours)
+def sharp_frames(tile_detail: np.ndarray, neighbours: int, margin: float) -> np.ndarray:
+    """Per frame ``[N]`` bool: its detail energy is within ``margin`` (a fraction) of the most
+    detailed frame's within ``neighbours`` either side, over the whole frame or in most (the
+    median) of its tiles, so there is no blur to remove that would pay for the scene model's
+    errors (a real 35-dB frame lost 0.2-0.7 dB to the model's render). ``tile_detail``:
+    ``[N, tiles]`` (``detail_energy`` per tile). The whole frame's share misses a sharp frame
+    beside one where an object adds detail; the tiles' share misses one whose content the
+    camera moved between tiles; either is evidence enough to keep the input."""
+    frame = tile_detail.mean(axis=1)
+    frame_share = frame / np.maximum(_most_detail(frame, neighbours), 1e-12)
+    tile_share = np.median(tile_detail / np.maximum(_most_detail(tile_detail, neighbours), 1e-12), axis=1)
+    return np.maximum(frame_share, tile_share) >= 1.0 - margin
 
 
 def _most_detail(detail: np.ndarray, neighbours: int) -> np.ndarray:
+    """Per frame (and tile, for ``[N, tiles]``): the largest value within ``neighbours`` frames either side."""
     n = len(detail)
-    return np.array([detail[max(0, t - neighbours) : t + neighbours + 1].max() for t in range(n)])
+    return np.stack([detail[max(0, t - neighbours) : t + neighbours + 1].max(axis=0) for t in range(n)])
 
 
 def model_weight(
@@ -301,9 +314,9 @@ class FidelityGuard:
         observed = self.input_frame(t)
         renders = render_through_camera(self.model, t, self.rc.chunk, observed, sharp_irradiance)
         if self.model.blur is not None and self._blur_loss is None:
-            detail = np.array([detail_energy(self.input_frame(i).numpy(), self.rc.fidelity_detail_px) for i in range(len(self.frames))])
-            self._blur_loss = blur_loss(detail, self.rc.fidelity_neighbours)
-            self._sharp = sharp_frames(detail, self.rc.fidelity_neighbours, self.rc.fidelity_sharp_margin)
+            tiles = np.stack([detail_energy(self.input_frame(i).numpy(), self.rc.fidelity_detail_px, SHARP_TILES) for i in range(len(self.frames))])
+            self._blur_loss = blur_loss(tiles.mean(axis=1), self.rc.fidelity_neighbours)
+            self._sharp = sharp_frames(tiles, self.rc.fidelity_neighbours, self.rc.fidelity_sharp_margin)
         input_blur = float(self._blur_loss[t]) if self._blur_loss is not None else None
         verdict = model_weight(observed, renders, self.rc, input_blur)
         if self._sharp is not None and self._sharp[t]:
