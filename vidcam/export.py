@@ -241,12 +241,10 @@ def open_writers(
     """One streaming writer per video the run writes; frame folders are made ready."""
     clip = output.clip
     fps = clip.fps
-    enhanced = outdir / run_folder.SDR_VIDEO
-    if plan.input_look:  # what the output leaves as it was keeps the input's own coding
-        source = iter_source_frames(clip.info.path, output.start, clip.n_frames, output.size)
-        sinks.add("sdr", lambda frames: write_sdr_video(enhanced, frames, fps, rc.video_crf(True), audio_from, source))
-    else:
-        sinks.add("sdr", lambda frames: write_sdr_video(enhanced, frames, fps, rc.video_crf(), audio_from))
+    enhanced, crf = outdir / run_folder.SDR_VIDEO, rc.video_crf(plan.input_look)
+    # In the input's look, what the output leaves as it was keeps the input's own coding.
+    source = iter_source_frames(clip.info.path, output.start, clip.n_frames, output.size) if plan.input_look else None
+    sinks.add("sdr", lambda frames: write_sdr_video(enhanced, frames, fps, crf, audio_from, source))
     if plan.mode == "hdr" and stats is not None:
         (outdir / run_folder.HDR_DIR).mkdir(parents=True, exist_ok=True)
         sinks.add("exr", lambda frames: write_exr_sequence(outdir / run_folder.HDR_DIR, frames))

@@ -236,8 +236,8 @@ def decoded_rgb(frame: av.VideoFrame, deep: bool) -> np.ndarray:
     y, cb, cr = (_plane(plane, bits) for plane in upsampled.planes)
     scale, half = float(1 << (bits - 8)), float(1 << (bits - 1))
     if full:
-        peak = float((1 << bits) - 1)
-        y, cb, cr = y / peak, (cb - half) / peak, (cr - half) / peak
+        top_code = float((1 << bits) - 1)
+        y, cb, cr = y / top_code, (cb - half) / top_code, (cr - half) / top_code
     else:
         y, cb, cr = (y - 16 * scale) / (219 * scale), (cb - half) / (224 * scale), (cr - half) / (224 * scale)
     kr, kb = _LUMA_WEIGHTS.get(int(frame.colorspace), _BT601)
