@@ -19,6 +19,8 @@ from vidcam.fidelity import (
     sharp_frames,
     gaussian_blur,
     guard_irradiance,
+    guard_pixels,
+    measured_model_error,
     model_weight,
 )
 from vidcam.io.encode import write_sdr_video
@@ -182,6 +184,54 @@ def test_sharp_frame_cannot_claim_a_blur_gain():
     tiles[1, :12] = 0.5
     assert sharp_frames(tiles, 1, 0.15).tolist() == [True, False]
     assert detail_energy(np.zeros((8, 8, 3)), 1.0, grid=2).shape == (4,)
+
+
+def test_error_measured_on_a_sharp_frame_bounds_trust_where_blur_hides_it():
+    """A render wrong in a patch that the blur of the frame hides from the re-render residual: the
+    residual alone trusts the render there; the error measured on a sharp frame nearby does not."""
+    rc = RenderConfig()
+    h, w = 48, 64
+    truth = torch.rand(h, w, 3, generator=torch.Generator().manual_seed(0))
+    blurred = gaussian_blur(truth, 2.0)
+    wrong = truth.clone()
+    wrong[16:32, 20:40] = 1 - wrong[16:32, 20:40]  # the render's error, the same in every frame
+    patch = (slice(18, 30), slice(22, 38))
+    # the blurred frame: its re-render matches the input (the error is blurred away, the extreme case)
+    renders = FrameRenders(wrong, wrong, blurred, gaussian_blur(blurred, 2.0), 0.0)
+    # the sharp frame nearby: the input is the truth, so the render's error shows
+    measured = measured_model_error(truth, FrameRenders(wrong, wrong, wrong, truth, 0.0), rc)
+    assert measured[patch].mean() > 0.05 and measured[:6, :6].max() == 0
+    trusting = model_weight(blurred, renders, rc, frame_rule=False)
+    floored = model_weight(blurred, renders, rc, frame_rule=False, model_error_floor=measured)
+    assert trusting.weight[patch].mean() > 0.9
+    assert floored.weight[patch].mean() < 0.2
+    assert torch.allclose(floored.weight[:6, :6], trusting.weight[:6, :6])  # where the render is right nothing changes
+    error = lambda v: (guard_pixels(blurred, renders, v, rc)[patch] - truth[patch]).square().mean()  # noqa: E731
+    assert error(floored) < 0.5 * error(trusting)
+
+
+def test_guard_measures_the_nearest_sharp_frame_in_order():
+    """Deblurring frame by frame, each blurred frame is bounded by the nearest sharp frame's measured
+    error (rendered ahead when it comes later), and measurements behind the window are dropped."""
+    rng = np.random.default_rng(0)
+    frames = np.full((9, 16, 24, 3), 128, np.uint8)
+    for t in (0, 6):  # sharp frames: detail; the others flat, as if blurred
+        frames[t] = rng.integers(0, 256, (16, 24, 3), dtype=np.uint8)
+    model = VidcamModel(load_config("fast"), ClipShape(9, 16, 24, True)).eval()
+    rc = RenderConfig(fidelity_neighbours=2)
+    guard = FidelityGuard(model, frames, rc)
+    with torch.no_grad():
+        for t in range(9):
+            guard(t, camera=True)
+            floor = guard._error_floor(t)
+            nearest = {0: None, 1: 0, 2: 0, 3: None, 4: 6, 5: 6, 6: None, 7: 6, 8: 6}[t]
+            if t in (0, 6):
+                continue
+            if nearest is None:
+                assert floor is None, t
+            else:
+                assert floor is guard._measured[nearest], t
+            assert min(guard._measured, default=t) >= t - rc.fidelity_neighbours - 1
 
 
 def test_gaussian_blur_keeps_shape_and_constants():

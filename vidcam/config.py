@@ -209,9 +209,9 @@ class RenderConfig:
     fast_atlas_max: int = 4096  # cap on the baked texture's side
     fast_mapping_stride: int = 8  # mapping residuals every this many pixels at most (upsampled), 2 per finest grid cell at least
     fast_alpha_stride: int = 4  # alpha every this many pixels (logits upsampled); cells at an edge: every pixel
-    # x264/x265 quality, lower is better. Unset: 8 for output in the input's own look (deblur), whose
-    # sharp real frames re-encoded at 16 lost up to 2.7 dB against the truth (at 8: 0.6 dB, 1.6x the
-    # size); 16 for tone-mapped and other outputs.
+    # x264/x265 quality, lower is better. Unset: 4 for output in the input's own look (deblur), whose
+    # sharp real frames re-encoded at 16 lost up to 2.7 dB against the truth (at 8: 0.3 dB, at 4:
+    # 0.16 dB, 2.2x the input's size); 16 for tone-mapped and other outputs.
     crf: int | None = None
     hdr10_white_nits: float = 203.0  # where linear 1.0 lands (BT.2408 reference white)
     hdr10_peak_nits: float = 1000.0  # mastering display peak written into the HDR10 metadata
@@ -242,7 +242,7 @@ class RenderConfig:
         """``crf``, or its default for an output in the input's own look (``input_look``) or not."""
         if self.crf is not None:
             return self.crf
-        return 8 if input_look else 16
+        return 4 if input_look else 16
 
 
 @dataclass

@@ -14,7 +14,12 @@ frame, weighted like a Wiener combination of two independent errors:
 * the model's render, whose expected squared error is ``U = gain * max(R - noise, 0)``: ``R`` is the
   local energy of the re-render residual ``input - recorded`` (what the model did not explain, in
   pixel values), ``gain`` the ratio of the camera-free render's error to that residual (blur hides
-  part of a sharp error from the residual, so ``gain >= 1``).
+  part of a sharp error from the residual, so ``gain >= 1``). Deblurring also measures ``U``
+  outright where it can: on a frame sharp enough to be kept whole the input *is* the true frame
+  (up to noise), so the render's error there is known, and a blurred frame's ``U`` is at least
+  that of the nearest such frame (``measured_model_error``). Blur hides a render's error from the
+  residual in just the frames to be deblurred; on a real hand-held clip the residual alone put
+  5 of 17 blurred frames 0.3-0.8 dB below their input.
 
 The weight on the model is ``w = E_in / (E_in + U)``. A frame whose estimated output error is not
 clearly below its input's (``mean(w^2 U + (1-w)^2 E_in)`` above ``frame_keep`` times
@@ -234,13 +239,27 @@ def _most_detail(detail: np.ndarray, neighbours: int) -> np.ndarray:
     return np.stack([detail[max(0, t - neighbours) : t + neighbours + 1].max(axis=0) for t in range(n)])
 
 
+def measured_model_error(input_frame: Tensor, renders: FrameRenders, rc: RenderConfig) -> Tensor:
+    """``[H, W]``: the local squared error of the camera-free render of a frame whose input is its
+    true content (a sharp frame), above the noise level."""
+    error = gaussian_blur((renders.sharp - input_frame.float()).square(), rc.fidelity_window_px).mean(-1)
+    return (error - rc.fidelity_noise**2).clamp_min(0)
+
+
 def model_weight(
-    input_frame: Tensor, renders: FrameRenders, rc: RenderConfig, input_blur: float | None = None, frame_rule: bool = True
+    input_frame: Tensor,
+    renders: FrameRenders,
+    rc: RenderConfig,
+    input_blur: float | None = None,
+    frame_rule: bool = True,
+    model_error_floor: Tensor | None = None,
 ) -> FrameVerdict:
     """Per-pixel weight on the model (see the module doc), in pixel values, channels pooled.
 
     ``input_blur``: the frame's blur error energy estimated from the input alone (``blur_loss``);
     the model's per-pixel estimate of the input's blur error is scaled down to it where larger.
+    ``model_error_floor`` ``[H, W]``: the least the render's squared error is taken to be
+    (``measured_model_error`` of a nearby sharp frame).
     """
     _check_image("input_frame", input_frame)
     residual = input_frame - renders.recorded
@@ -255,6 +274,8 @@ def model_weight(
         blur_error = blur_error * min(1.0, input_blur / max(float(blur_error.mean()), 1e-12))
     input_error = blur_error + noise  # E_in
     model_error = rc.fidelity_gain * (unexplained - noise).clamp_min(0)  # U
+    if model_error_floor is not None:
+        model_error = torch.maximum(model_error, model_error_floor)
     weight = input_error / (input_error + model_error)
     expected = float((weight.square() * model_error + (1 - weight).square() * input_error).mean())
     baseline = float(input_error.mean())
@@ -304,6 +325,7 @@ class FidelityGuard:
     _inverse: InverseTone | None = None
     _blur_loss: np.ndarray | None = None
     _sharp: np.ndarray | None = None  # per frame: sharp enough to be kept whole (deblur)
+    _measured: dict[int, Tensor] = field(default_factory=dict)  # sharp frame -> its measured_model_error
 
     def input_frame(self, t: int) -> Tensor:
         return torch.from_numpy(as_float(self.frames[t]))
@@ -318,9 +340,12 @@ class FidelityGuard:
             self._blur_loss = blur_loss(tiles.mean(axis=1), self.rc.fidelity_neighbours)
             self._sharp = sharp_frames(tiles, self.rc.fidelity_neighbours, self.rc.fidelity_sharp_margin)
         input_blur = float(self._blur_loss[t]) if self._blur_loss is not None else None
-        verdict = model_weight(observed, renders, self.rc, input_blur)
         if self._sharp is not None and self._sharp[t]:
+            self._measured[t] = measured_model_error(observed, renders, self.rc)
+            verdict = model_weight(observed, renders, self.rc, input_blur)
             verdict = FrameVerdict(torch.zeros_like(verdict.weight), verdict.rerender_psnr, 0.0, True)
+        else:
+            verdict = model_weight(observed, renders, self.rc, input_blur, model_error_floor=self._error_floor(t))
         self.frame_stats[t] = {
             "rerender_psnr": round(verdict.rerender_psnr, 2),
             "confidence": round(float(verdict.weight.mean()), 3),
@@ -333,6 +358,21 @@ class FidelityGuard:
         if self._inverse is None:
             self._inverse = InverseTone(self.model)
         return guard_irradiance(observed, renders, verdict, self._inverse, self.rc).numpy()
+
+    def _error_floor(self, t: int) -> Tensor | None:
+        """The measured render error of the sharp frame nearest ``t`` (within ``fidelity_neighbours``), if any."""
+        if self._sharp is None:
+            return None
+        near = [s for s in np.flatnonzero(self._sharp) if abs(s - t) <= self.rc.fidelity_neighbours]
+        if not near:
+            return None
+        nearest = int(min(near, key=lambda s: (abs(s - t), s)))
+        for done in [s for s in self._measured if s < t - self.rc.fidelity_neighbours]:
+            del self._measured[done]  # frames are guarded in order: keep memory to the window
+        if nearest not in self._measured:
+            observed = self.input_frame(nearest)
+            self._measured[nearest] = measured_model_error(observed, render_through_camera(self.model, nearest, self.rc.chunk, observed), self.rc)
+        return self._measured[nearest]
 
     def summary(self) -> dict[str, Any]:
         order = sorted(self.frame_stats)
