@@ -16,6 +16,8 @@ from vidcam.fidelity import (
     InverseTone,
     blur_loss,
     detail_energy,
+    fine_to_coarse,
+    sharp_by_ratio,
     sharp_frames,
     gaussian_blur,
     guard_irradiance,
@@ -184,6 +186,21 @@ def test_sharp_frame_cannot_claim_a_blur_gain():
     tiles[1, :12] = 0.5
     assert sharp_frames(tiles, 1, 0.15).tolist() == [True, False]
     assert detail_energy(np.zeros((8, 8, 3)), 1.0, grid=2).shape == (4,)
+
+
+def test_sharp_frame_with_less_texture_is_still_found_sharp():
+    """A sharp frame showing less texture than its neighbour (part of it low-contrast, as when a
+    rider covers the trees) has less detail energy, but the same fine-to-coarse ratio; blur lowers the ratio."""
+    rng = np.random.default_rng(1)
+    texture = gaussian_blur(torch.from_numpy(rng.random((64, 96, 3), dtype=np.float32)), 0.7).numpy()
+    less = texture.copy()
+    less[:, :40] = 0.5 + 0.3 * (less[:, :40] - 0.5)
+    blurred = gaussian_blur(torch.from_numpy(texture), 2.0).numpy()
+    frames = [texture, less, blurred]
+    tiles = np.stack([detail_energy(f, 2.0, 4) for f in frames])
+    assert sharp_frames(tiles, 2, 0.15).tolist() == [True, False, False]  # detail alone misses the second
+    ratio = np.array([fine_to_coarse(f) for f in frames])
+    assert sharp_by_ratio(ratio, 2, 0.12).tolist() == [True, True, False]
 
 
 def test_error_measured_on_a_sharp_frame_bounds_trust_where_blur_hides_it():

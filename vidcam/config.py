@@ -231,6 +231,7 @@ class RenderConfig:
     fidelity_neighbours: int = 5  # ... compared with the most detailed frame this many frames either side
     fidelity_frame_keep: float = 0.8  # keep the input frame whole unless its estimated error falls below this fraction
     fidelity_sharp_margin: float = 0.15  # deblur: keep whole a frame within this fraction of the nearby sharpest's detail
+    fidelity_sharp_ratio_margin: float = 0.12  # ... or of the nearby largest fine-to-coarse detail ratio (fidelity.fine_to_coarse)
     fidelity_black: float = 0.03  # HDR: pixel values below this carry no irradiance (model only) ...
     fidelity_clip: float = 0.97  # ... nor above this (clipped)
     # HDR: a clipped pixel takes the irradiance its flow-linked neighbours recorded well exposed

@@ -24,7 +24,8 @@ frame, weighted like a Wiener combination of two independent errors:
 The weight on the model is ``w = E_in / (E_in + U)``. A frame whose estimated output error is not
 clearly below its input's (``mean(w^2 U + (1-w)^2 E_in)`` above ``frame_keep`` times
 ``mean(E_in)``: a gain too small to be sure of) is taken from the input whole, and so is a frame
-with nearly the detail of the sharpest frame near it (``sharp_frames``). The input's blur
+with nearly the detail of the sharpest frame near it, or nearly its ratio of fine to coarse
+detail (``sharp_frames``, ``sharp_by_ratio``). The input's blur
 error is also bounded per frame from the input alone (``blur_loss``): a model that wrongly believes
 a sharp frame blurred would otherwise claim a gain there.
 
@@ -56,6 +57,7 @@ from vidcam.models.model import VidcamModel
 from vidcam.rendering import render_frame
 
 SHARP_TILES = 4  # sharp_frames compares frames tile by tile on this grid per side
+FINE_COARSE_PX = (1.0, 3.0)  # fine_to_coarse: high-pass scales (Gaussian sigma) of fine and of coarser detail
 POOR_CONFIDENCE = 0.5  # a frame whose mean weight on the model is below this is reported as poorly explained
 INVERSE_TONE_SAMPLES = 4096  # grid of the tabulated inverse response
 INVERSE_TONE_Z = (-12.0, 12.0)  # log exposure range it covers
@@ -233,6 +235,23 @@ def sharp_frames(tile_detail: np.ndarray, neighbours: int, margin: float) -> np.
     return np.maximum(frame_share, tile_share) >= 1.0 - margin
 
 
+def fine_to_coarse(frame: np.ndarray) -> float:
+    """Median over ``SHARP_TILES`` x ``SHARP_TILES`` tiles of the fine detail energy over the coarser
+    (``FINE_COARSE_PX``): blur takes the fine detail first, while how much texture a frame shows
+    (a rider passing, leaves uncovered) scales both, so the ratio compares the sharpness of frames
+    whose content differs."""
+    fine, coarse = (detail_energy(frame, sigma, SHARP_TILES) for sigma in FINE_COARSE_PX)
+    return float(np.median(fine / np.maximum(coarse, 1e-12)))
+
+
+def sharp_by_ratio(ratio: np.ndarray, neighbours: int, margin: float) -> np.ndarray:
+    """Per frame ``[N]`` bool: its ``fine_to_coarse`` is within ``margin`` of the largest within
+    ``neighbours`` frames either side. On real shake clips the detail share alone missed sharp
+    frames (0.81 of the most detailed nearby, a 38.8-dB frame that then lost 0.8 dB) that this
+    finds (0.89-1.0 for frames blurred under 0.5 px, at most 0.90 for blurred ones)."""
+    return ratio / np.maximum(_most_detail(ratio, neighbours), 1e-12) >= 1.0 - margin
+
+
 def _most_detail(detail: np.ndarray, neighbours: int) -> np.ndarray:
     """Per frame (and tile, for ``[N, tiles]``): the largest value within ``neighbours`` frames either side."""
     n = len(detail)
@@ -338,7 +357,10 @@ class FidelityGuard:
         if self.model.blur is not None and self._blur_loss is None:
             tiles = np.stack([detail_energy(self.input_frame(i).numpy(), self.rc.fidelity_detail_px, SHARP_TILES) for i in range(len(self.frames))])
             self._blur_loss = blur_loss(tiles.mean(axis=1), self.rc.fidelity_neighbours)
-            self._sharp = sharp_frames(tiles, self.rc.fidelity_neighbours, self.rc.fidelity_sharp_margin)
+            ratio = np.array([fine_to_coarse(self.input_frame(i).numpy()) for i in range(len(self.frames))])
+            self._sharp = sharp_frames(tiles, self.rc.fidelity_neighbours, self.rc.fidelity_sharp_margin) | sharp_by_ratio(
+                ratio, self.rc.fidelity_neighbours, self.rc.fidelity_sharp_ratio_margin
+            )
         input_blur = float(self._blur_loss[t]) if self._blur_loss is not None else None
         if self._sharp is not None and self._sharp[t]:
             self._measured[t] = measured_model_error(observed, renders, self.rc)
