@@ -332,6 +332,20 @@ def test_plan_names_sizes_windows_memory_and_time(small_clip):
     assert plan.seconds["train"] >= 2 * 150  # two rounds of two windows, each with the fast preset's budget
 
 
+def test_plan_on_a_gpu_says_so_and_counts_training_by_steps(small_clip):
+    """On CUDA a step costs about the same whatever its batch (measured on an H100): the default
+    preset's 6000 steps on the 80-frame 1080p bride clip took 240 s there, estimated 62 min as on this CPU."""
+    bride = dataclasses.replace(probe(small_clip), width=1920, height=1088, n_frames=80)
+    cfg = load_config("default")
+    cpu = resources.forecast(bride, cfg, workers=1, threads=1)
+    gpu = resources.forecast(bride, cfg, workers=1, threads=1, device="cuda")
+    assert "on this CPU" in cpu.describe() and "on this GPU" in gpu.describe()
+    assert gpu.seconds["train"] == pytest.approx(resources.SETUP_S + cfg.train.steps * resources.CUDA_STEP_S)
+    assert 120 < gpu.seconds["train"] < 480 < cpu.seconds["train"]
+    assert gpu.seconds["render"] == cpu.seconds["render"]  # the guard and the writers run on the CPU
+    assert gpu.memory == cpu.memory + resources.CUDA_PROCESS_BYTES  # measured there: 4.15 GB peak RSS
+
+
 def test_memory_follows_the_fit_and_the_workers_not_the_clip_length():
     one = resources.estimate_memory(300, 84, 640 * 360, 1920 * 1080, windowed=True, workers=1)
     assert resources.estimate_memory(300, 84, 1280 * 720, 1920 * 1080, windowed=True, workers=1) > one

@@ -6,7 +6,8 @@ import numpy as np
 import torch
 
 from vidcam.config import RenderConfig, load_config
-from vidcam.highlights import HighlightFill
+from vidcam.fidelity import InverseTone
+from vidcam.highlights import HighlightFill, irradiance_ceiling
 from vidcam.models.model import ClipShape, VidcamModel
 from vidcam.plan import RunPlan
 
@@ -97,3 +98,14 @@ def test_a_clipped_value_is_never_filled_below_its_clip_level():
     assert clipped.any() and (recorded.numpy() >= RenderConfig().fidelity_clip - 0.01).all()
     unclipped = frames[1].max(-1) < 240
     assert np.array_equal(filled[unclipped], too_dark[unclipped])
+
+
+def test_hdr_irradiance_is_capped_above_what_the_shortest_exposure_records():
+    """The ceiling is the irradiance that clips the shortest exposure, ``highlight_headroom_stops`` higher."""
+    model, _ = _setup()
+    rc = RenderConfig()
+    clips_shortest = np.exp(InverseTone(model)(np.full((1, 3), rc.fidelity_clip, np.float32))[0] - model.exposures.all().min().item())
+    assert np.allclose(irradiance_ceiling(model, rc), clips_shortest * 2**rc.highlight_headroom_stops, rtol=1e-4)
+    assert np.allclose(irradiance_ceiling(model, RenderConfig(highlight_headroom_stops=1.0)), clips_shortest * 2, rtol=1e-4)
+    # the bright patch (60x grey) is recorded by the short frames: the ceiling is above it
+    assert (irradiance_ceiling(model, rc) > 30.0).all()

@@ -474,6 +474,18 @@ def test_exr_round_trip(tmp_path, half):
     assert list(tmp_path.iterdir()) == [path]
 
 
+def test_half_exr_holds_values_past_its_range_at_its_largest(tmp_path):
+    """Half floats end at 65504: a larger value, inf or NaN must not come back as inf or NaN."""
+    rgb = np.ones((4, 5, 3), np.float32)
+    rgb[0, 0] = [1e5, np.inf, np.nan]
+    rgb[1, 1] = [-np.inf, 3.0, 65504.0]
+    images.write_exr(tmp_path / "img.exr", rgb)
+    back = images.read_exr(tmp_path / "img.exr")
+    assert np.isfinite(back).all()
+    assert back[0, 0].tolist() == [65504.0, 65504.0, 0.0]
+    assert back[1, 1].tolist() == [-65504.0, 3.0, 65504.0]
+
+
 def test_exr_luminance_only_file(tmp_path):
     import OpenEXR
 

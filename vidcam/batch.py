@@ -29,7 +29,7 @@ from vidcam.export import (
 )
 from vidcam.fast_render import rendered_frames
 from vidcam.fidelity import FidelityGuard, InverseTone
-from vidcam.highlights import HighlightFill
+from vidcam.highlights import HighlightFill, irradiance_ceiling
 from vidcam.io.atomic import atomic_path, atomic_write_text
 from vidcam.io.encode import write_sdr_video
 from vidcam.io.video import Clip, probe, read_video
@@ -276,6 +276,7 @@ def fit_window(clip: Clip, plan: RunPlan, cfg: Config, folder: Path, cache_dir: 
     rc = cfg.render
     guard = FidelityGuard(model, clip.frames, rc) if rc.fidelity == "guard" else None
     fill = HighlightFill.for_run(model, clip.frames, flows, rc, plan)
+    ceiling = np.finfo(np.float16).max if camera else np.minimum(irradiance_ceiling(model, rc), np.finfo(np.float16).max)
     with timer.stage("render"):
         rendered = np.empty((clip.n_frames, clip.height, clip.width, 3), np.float16)
         frames = rendered_frames(model, rc, camera=camera and guard is None, desc=f"render {folder.name}")
@@ -284,7 +285,7 @@ def fit_window(clip: Clip, plan: RunPlan, cfg: Config, folder: Path, cache_dir: 
                 image = guard(t, camera, sharp_irradiance=image)
             if fill is not None:  # after the guard, whose verdicts rest on the model's own render
                 image = fill(t, image)
-            rendered[t] = np.minimum(image, np.finfo(np.float16).max)
+            rendered[t] = np.minimum(image, ceiling)
     with atomic_path(folder / WINDOW_RENDER) as tmp, open(tmp, "wb") as handle:
         np.save(handle, rendered)
     inverse = InverseTone(model)
@@ -317,10 +318,12 @@ def enhance_all(inputs: list[Path], outdirs: list[Path], cfgs: list[Config], res
     """
     n_tasks = sum(len(split_windows(frames_used(Path(p), c), c.windows.frames, c.windows.overlap)) for p, c in zip(inputs, cfgs))
     workers, threads = concurrency(cfgs[0], n_tasks)
-    plans = [check_clip(Path(path), cfg, workers, threads) for path, cfg in zip(inputs, cfgs)]  # refused before any work
+    device = pick_device(cfgs[0].device).type
+    plans = [check_clip(Path(path), cfg, workers, threads, device) for path, cfg in zip(inputs, cfgs)]  # refused before any work
     if len(plans) > 1:  # each clip's own plan is printed when its work starts
         seconds = sum(plan.total_seconds * len(plan.windows) / plan.workers for plan in plans) / workers
-        log(f"{len(plans)} clips in {n_tasks} tasks, {workers} at a time: about {describe_duration(seconds)} in all on this CPU")
+        machine = "GPU" if device == "cuda" else "CPU"
+        log(f"{len(plans)} clips in {n_tasks} tasks, {workers} at a time: about {describe_duration(seconds)} in all on this {machine}")
     with contextlib.ExitStack() as locks:
         jobs = [
             plan_job(Path(path), Path(outdir), cfg, resume, locks, plan)

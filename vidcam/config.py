@@ -238,6 +238,7 @@ class RenderConfig:
     # (vidcam.highlights); off: the atlas render's extrapolation
     highlight_fill: bool = True
     highlight_fill_trust: float = 0.2  # neighbour trust (sum of their well-exposed weights) at which they and the atlas count equally
+    highlight_headroom_stops: float = 3.0  # HDR irradiance is capped this far above the brightest the shortest exposure records (highlights.irradiance_ceiling)
 
     def video_crf(self, input_look: bool = False) -> int:
         """``crf``, or its default for an output in the input's own look (``input_look``) or not."""

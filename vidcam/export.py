@@ -13,7 +13,7 @@ from vidcam import run as run_folder
 from vidcam.config import Config, RenderConfig
 from vidcam.fast_render import rendered_frames, sampled_irradiance
 from vidcam.fidelity import FidelityGuard, InverseTone
-from vidcam.highlights import HighlightFill
+from vidcam.highlights import HighlightFill, irradiance_ceiling
 from vidcam.io.encode import write_hdr10_video, write_sdr_video
 from vidcam.io.images import write_exr, write_png
 from vidcam.io.video import Clip, as_float, iter_source_frames
@@ -171,6 +171,7 @@ def write_run_outputs(
         report.hdr_scale = stats.scale
     guard = FidelityGuard(model, clip.frames, rc) if rc.fidelity == "guard" else None
     fill = HighlightFill.for_run(model, clip.frames, flows, rc, plan)
+    ceiling = None if camera else irradiance_ceiling(model, rc)
     # The guard takes the sharp irradiance and decides per pixel between it and the input.
     frames = iter(rendered_frames(model, rc, camera=camera and guard is None))
     upscale = FrameUpscaler(output, rc, None if camera else InverseTone(model))
@@ -184,6 +185,8 @@ def write_run_outputs(
                 if fill is not None:  # after the guard, whose verdicts rest on the model's own render
                     image = fill(t, image)
                 image = upscale(image, full_input)
+                if ceiling is not None:
+                    image = np.minimum(image, ceiling)
                 hdr = None if stats is None else image * stats.scale
                 sdr = to_uint8(image) if stats is None else display_frame(hdr, plan.operator, stats)
             with timer.stage("encode"):

@@ -124,7 +124,7 @@ def enhance(input_path: Path, outdir: Path | None, cfg: Config, resume: bool = F
     """
     input_path = Path(input_path)
     outdir = Path(outdir) if outdir else default_outdir(input_path)
-    plan = check_clip(input_path, cfg, threads=planned_threads(cfg.threads))  # too small for flow or too big for memory: refused before any work
+    plan = check_clip(input_path, cfg, threads=planned_threads(cfg.threads), device=pick_device(cfg.device).type)  # too small for flow or too big for memory: refused before any work
     existed = outdir.exists()
     with claim_run_folder(outdir, resume):
         log(plan.describe())  # once the folder is ours: a refused run says only why

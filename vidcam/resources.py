@@ -71,12 +71,12 @@ def _gib(count: int) -> str:
     return f"{count / 2**30:.1f} GB"
 
 
-def check_clip(input_path: Path, cfg: Config, workers: int = 1, threads: int = 1) -> RunForecast:
+def check_clip(input_path: Path, cfg: Config, workers: int = 1, threads: int = 1, device: str = "cpu") -> RunForecast:
     """Everything refused from the probe alone (frames too small for flow, a plan too big for
-    memory); returns the plan, for printing."""
+    memory); returns the plan, for printing. ``device``: ``cpu`` or ``cuda``, where the fits run."""
     info = probe(input_path)
     check_frame_size(info, cfg)
-    plan = forecast(info, cfg, workers, threads)
+    plan = forecast(info, cfg, workers, threads, device)
     check_memory(plan)
     return plan
 
@@ -95,6 +95,11 @@ SAMPLES_PER_S = {"hdr": 27_000, "deblur": 14_000}  # training pixels per second,
 RENDER_S_PER_MPIX = 2.0  # fast render + fidelity guard, per frame at the fit size
 OUTPUT_S_PER_MPIX = {"hdr": 0.25, "deblur": 0.10}  # the output pass per output frame: upscaling, tone mapping, encoders
 THREAD_SPEEDUP = 1.6
+# On CUDA, measured on one H100 (2026-11-24, fast and default presets, 320x180 to 640x363 fits):
+# a training step costs about the same whatever its batch (kernel launches and syncs, not
+# arithmetic), and RAFT runs on the GPU; DIS flow, the render's guard and the writers stay on the CPU.
+CUDA_STEP_S = 0.045  # one training step
+CUDA_RAFT_S_PER_MPIX = 0.6  # one RAFT flow field at the fit size
 # Memory, fitted to what tools/bench_scale.py measured (PSS of all of a run's processes): a fit
 # holds this much per pixel of its frames at the fit size (frames, flow, foreground, training
 # tensors) ...
@@ -106,6 +111,9 @@ PROCESS_BYTES = 1 * 2**30
 # 1080p run (two fits of 84 frames at 640x360 at once) peaked at 4.9 GB, an 80-frame 1080p one at 3.1 GB.
 OUTPUT_FRAME_BYTES = 1000
 RAY_BYTES = 0.5 * 2**30  # a local Ray's own processes
+# A process that runs on CUDA holds the CUDA context and libraries in host memory too (peak RSS on
+# an H100 machine: 2.1-2.4 GB for 320x180 clips that peak at 1.2-1.4 GB on the CPU).
+CUDA_PROCESS_BYTES = 1 * 2**30
 
 
 @dataclass
@@ -121,6 +129,7 @@ class RunForecast:
     threads: int  # torch threads per fit
     memory: int  # bytes at the peak
     seconds: dict[str, float]  # wall seconds per stage
+    device: str = "cpu"  # where the fits run: cpu or cuda
 
     @property
     def total_seconds(self) -> float:
@@ -136,7 +145,7 @@ class RunForecast:
         stages = ", ".join(f"{stage} {describe_duration(seconds)}" for stage, seconds in self.seconds.items())
         return (
             f"plan for {self.name}: {self.frames} frames of {self.output[0]}x{self.output[1]}{fitted}; {split}; "
-            f"about {_gib(self.memory)} of memory; about {describe_duration(self.total_seconds)} on this CPU ({stages})"
+            f"about {_gib(self.memory)} of memory; about {describe_duration(self.total_seconds)} on this {'GPU' if self.device == 'cuda' else 'CPU'} ({stages})"
         )
 
 
@@ -148,22 +157,26 @@ def _speedup(threads: int) -> float:
     return THREAD_SPEEDUP ** math.log2(max(threads, 1))
 
 
-def fit_seconds(frames: int, fit_mpix: float, cfg: Config, mode: str, threads: int) -> dict[str, float]:
+def fit_seconds(frames: int, fit_mpix: float, cfg: Config, mode: str, threads: int, device: str = "cpu") -> dict[str, float]:
     """Wall seconds of one fit's stages (flow, train, render) on ``frames`` frames of ``fit_mpix`` megapixels."""
     speedup = _speedup(threads)
     backend = "raft" if cfg.flow.backend == "raft" else "dis"  # auto falls back to DIS without weights
     fields = 2 * sum(max(frames - gap, 0) for gap in cfg.flow.gaps)
-    flow = (fields * fit_mpix * FLOW_S_PER_MPIX[backend] + frames * fit_mpix * MOTION_S_PER_MPIX) / speedup
+    field_s = CUDA_RAFT_S_PER_MPIX if device == "cuda" and backend == "raft" else FLOW_S_PER_MPIX[backend] / speedup
+    flow = fields * fit_mpix * field_s + frames * fit_mpix * MOTION_S_PER_MPIX / speedup
     tc = cfg.train
-    steps_seconds = tc.steps * tc.batch_size / (SAMPLES_PER_S[mode] * speedup)
+    if device == "cuda":
+        steps_seconds = tc.steps * CUDA_STEP_S
+    else:
+        steps_seconds = tc.steps * tc.batch_size / (SAMPLES_PER_S[mode] * speedup)
     train = SETUP_S + (min(steps_seconds, tc.time_budget) if tc.time_budget else steps_seconds)
     render = frames * fit_mpix * RENDER_S_PER_MPIX / speedup
     return {"flow": flow, "train": train, "render": render}
 
 
-def forecast(info: VideoInfo, cfg: Config, workers: int, threads: int) -> RunForecast:
+def forecast(info: VideoInfo, cfg: Config, workers: int, threads: int, device: str = "cpu") -> RunForecast:
     """The plan of the probed clip under ``cfg`` with ``workers`` fits at once, each with ``threads``
-    torch threads, and its estimated peak memory and time per stage."""
+    torch threads on ``device`` (cpu or cuda), and its estimated peak memory and time per stage."""
     frames, width, height = planned_size(info, cfg)
     fit = output_size(width, height, cfg.io.fit_side)
     windows = split_windows(frames, cfg.windows.frames, cfg.windows.overlap)
@@ -171,7 +184,7 @@ def forecast(info: VideoInfo, cfg: Config, workers: int, threads: int) -> RunFor
     mode = "deblur" if cfg.mode == "deblur" else "hdr"  # auto: mostly decided by the clip; HDR costs more to write
     fit_mpix, out_mpix, source_mpix = fit[0] * fit[1] / 1e6, width * height / 1e6, info.width * info.height / 1e6
     longest = max(w.n_frames for w in windows)
-    per_fit = fit_seconds(longest, fit_mpix, cfg, mode, threads)
+    per_fit = fit_seconds(longest, fit_mpix, cfg, mode, threads, device)
     rounds = math.ceil(len(windows) / workers)
     upscaled = fit != (width, height)
     seconds = {
@@ -180,7 +193,8 @@ def forecast(info: VideoInfo, cfg: Config, workers: int, threads: int) -> RunFor
         "write": frames * out_mpix * OUTPUT_S_PER_MPIX[mode],
     }
     memory = estimate_memory(frames, longest, fit[0] * fit[1], width * height, len(windows) > 1, workers, info.bit_depth)
-    return RunForecast(info.path.name, frames, (width, height), fit, windows, workers, threads, memory, seconds)
+    memory += workers * CUDA_PROCESS_BYTES if device == "cuda" else 0
+    return RunForecast(info.path.name, frames, (width, height), fit, windows, workers, threads, memory, seconds, device)
 
 
 def estimate_memory(

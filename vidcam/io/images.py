@@ -40,6 +40,8 @@ def write_exr(path: str | Path, rgb: np.ndarray, half: bool = True) -> None:
     if rgb.ndim != 3 or rgb.shape[2] != 3:
         raise ValueError(f"EXR image must be [H, W, 3], got shape {rgb.shape}")
     dtype = np.float16 if half else np.float32
+    top = float(np.finfo(dtype).max)  # beyond it a value would be written as inf
+    rgb = np.clip(np.nan_to_num(rgb, nan=0.0, posinf=top, neginf=-top), -top, top)
     channels = {name: np.ascontiguousarray(rgb[..., i], dtype=dtype) for i, name in enumerate(_RGB)}
     header = {
         "compression": EXR_COMPRESSION,
