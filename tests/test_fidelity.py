@@ -248,7 +248,7 @@ def test_guard_measures_the_nearest_sharp_frame_in_order():
                 assert floor is None, t
             else:
                 assert floor is guard._measured[nearest], t
-            assert min(guard._measured, default=t) >= t - rc.fidelity_neighbours - 1
+            assert min(guard._measured, default=t) >= t - rc.fidelity_neighbours
 
 
 def test_gaussian_blur_keeps_shape_and_constants():

@@ -362,6 +362,8 @@ class FidelityGuard:
                 ratio, self.rc.fidelity_neighbours, self.rc.fidelity_sharp_ratio_margin
             )
         input_blur = float(self._blur_loss[t]) if self._blur_loss is not None else None
+        for done in [s for s in self._measured if s < t - self.rc.fidelity_neighbours]:
+            del self._measured[done]  # frames are guarded in order: memory stays within the window
         if self._sharp is not None and self._sharp[t]:
             self._measured[t] = measured_model_error(observed, renders, self.rc)
             verdict = model_weight(observed, renders, self.rc, input_blur)
@@ -389,8 +391,6 @@ class FidelityGuard:
         if not near:
             return None
         nearest = int(min(near, key=lambda s: (abs(s - t), s)))
-        for done in [s for s in self._measured if s < t - self.rc.fidelity_neighbours]:
-            del self._measured[done]  # frames are guarded in order: keep memory to the window
         if nearest not in self._measured:
             observed = self.input_frame(nearest)
             self._measured[nearest] = measured_model_error(observed, render_through_camera(self.model, nearest, self.rc.chunk, observed), self.rc)
