@@ -19,7 +19,7 @@ import numpy as np
 
 from vidcam.errors import VidcamError
 from vidcam.io.atomic import atomic_path
-from vidcam.io.video import BT709_LUMA, decoded_rgb, error_reason, open_input
+from vidcam.io.video import BT709_LUMA, BT2020_LUMA, decoded_rgb, error_reason, open_input
 
 SDR_CODEC = "libx264"
 SDR_PIX_FMT = "yuv420p"
@@ -56,7 +56,6 @@ BT709_TO_BT2020 = np.array(
     ],
     dtype=np.float64,
 )
-BT2020_LUMA_WEIGHTS = (0.2627, 0.6780, 0.0593)  # Kr, Kg, Kb
 PQ_MAX_NITS = 10000.0
 _PQ_M1 = 2610 / 16384
 _PQ_M2 = 2523 / 4096 * 128
@@ -364,7 +363,7 @@ def _bt2020_nits(frame: np.ndarray, white_nits: float, peak_nits: float) -> np.n
 
 def _pq_to_yuv420p10(pq: np.ndarray) -> np.ndarray:
     """BT.2020 non-constant-luminance R'G'B' -> 10-bit limited-range 4:2:0 in PyAV's (H*3/2, W) layout."""
-    return np.clip(np.rint(_ycbcr_420(pq, BT2020_LUMA_WEIGHTS, 1024)), 0, 1023).astype(np.uint16)
+    return np.clip(np.rint(_ycbcr_420(pq, BT2020_LUMA, 1024)), 0, 1023).astype(np.uint16)
 
 
 def _light_levels(frames: np.ndarray, white_nits: float, peak_nits: float) -> tuple[int, int]:

@@ -20,7 +20,9 @@ import numpy as np
 
 from vidcam.errors import VidcamError
 
-BT709_LUMA = (0.2126, 0.7152, 0.0722)
+BT709_LUMA = (0.2126, 0.7152, 0.0722)  # Kr, Kg, Kb
+BT2020_LUMA = (0.2627, 0.6780, 0.0593)
+BT601_LUMA = (0.299, 0.587, 0.114)
 # Subsampled YCbCr formats decoded_rgb converts itself: the 4:4:4 format FFmpeg upsamples them to,
 # bits per sample, full range.
 _YCBCR_FORMATS = {
@@ -31,9 +33,8 @@ _YCBCR_FORMATS = {
     "yuv420p10le": ("yuv444p10le", 10, False),
     "yuv422p10le": ("yuv444p10le", 10, False),
 }
-_BT601 = (0.299, 0.114)
-# (Kr, Kb) by FFmpeg colour-space code; any other code (unspecified: 2) is read as BT.601, as FFmpeg does.
-_LUMA_WEIGHTS = {1: (0.2126, 0.0722), 9: (0.2627, 0.0593), 10: (0.2627, 0.0593)}
+# Luma weights by FFmpeg colour-space code; any other code (unspecified: 2) is read as BT.601, as FFmpeg does.
+_LUMA_WEIGHTS = {1: BT709_LUMA, 9: BT2020_LUMA, 10: BT2020_LUMA}
 _RANGE_JPEG = 2
 # Decoders for read_frames: decord (optional extra) seeks to a keyframe, so reading late frames of a
 # long clip skips decoding everything before them (12x faster for 50 frames at frame 2900 of a
@@ -240,7 +241,7 @@ def decoded_rgb(frame: av.VideoFrame, deep: bool) -> np.ndarray:
         y, cb, cr = y / top_code, (cb - half) / top_code, (cr - half) / top_code
     else:
         y, cb, cr = (y - 16 * scale) / (219 * scale), (cb - half) / (224 * scale), (cr - half) / (224 * scale)
-    kr, kb = _LUMA_WEIGHTS.get(int(frame.colorspace), _BT601)
+    kr, _, kb = _LUMA_WEIGHTS.get(int(frame.colorspace), BT601_LUMA)
     red = y + np.float32(2 * (1 - kr)) * cr
     blue = y + np.float32(2 * (1 - kb)) * cb
     green = (y - np.float32(kr) * red - np.float32(kb) * blue) / np.float32(1 - kr - kb)
