@@ -355,11 +355,15 @@ class FidelityGuard:
         observed = self.input_frame(t)
         renders = render_through_camera(self.model, t, self.rc.chunk, observed, sharp_irradiance)
         if self.model.blur is not None and self._blur_loss is None:
-            tiles = np.stack([detail_energy(self.input_frame(i).numpy(), self.rc.fidelity_detail_px, SHARP_TILES) for i in range(len(self.frames))])
+            tile_detail, ratio = [], []
+            for i in range(len(self.frames)):  # one pass: each frame converted once
+                frame = self.input_frame(i).numpy()
+                tile_detail.append(detail_energy(frame, self.rc.fidelity_detail_px, SHARP_TILES))
+                ratio.append(fine_to_coarse(frame))
+            tiles = np.stack(tile_detail)
             self._blur_loss = blur_loss(tiles.mean(axis=1), self.rc.fidelity_neighbours)
-            ratio = np.array([fine_to_coarse(self.input_frame(i).numpy()) for i in range(len(self.frames))])
             self._sharp = sharp_frames(tiles, self.rc.fidelity_neighbours, self.rc.fidelity_sharp_margin) | sharp_by_ratio(
-                ratio, self.rc.fidelity_neighbours, self.rc.fidelity_sharp_ratio_margin
+                np.array(ratio), self.rc.fidelity_neighbours, self.rc.fidelity_sharp_ratio_margin
             )
         input_blur = float(self._blur_loss[t]) if self._blur_loss is not None else None
         for done in [s for s in self._measured if s < t - self.rc.fidelity_neighbours]:
