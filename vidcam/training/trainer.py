@@ -194,7 +194,7 @@ class Trainer:
         scene = self.model.scene
         if scene.alpha is None or self.data.foreground is None or tc.bootstrap_steps <= 0:
             return
-        optimizer = torch.optim.Adam(scene.alpha.parameters(), lr=tc.lr * tc.lr_encoding_scale)
+        optimizer = adam([{"params": list(scene.alpha.parameters())}], lr=tc.lr * tc.lr_encoding_scale)
         for _ in progress(range(tc.bootstrap_steps), "bootstrap", unit="step", leave=False):
             batch = self.data.pixels(tc.reg_batch_size)
             with self.autocast():
