@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 from vidcam.testing import synthetic as make_synthetic
 import numpy as np
 import pytest
 import torch
+from torch import Tensor
 
 from vidcam.config import RenderConfig, load_config
 from vidcam.fidelity import (
     FidelityGuard,
     FrameRenders,
     InverseTone,
+    blend_by_means,
     blur_loss,
     detail_energy,
     fine_to_coarse,
@@ -225,6 +228,36 @@ def test_error_measured_on_a_sharp_frame_bounds_trust_where_blur_hides_it():
     assert torch.allclose(floored.weight[:6, :6], trusting.weight[:6, :6])  # where the render is right nothing changes
     error = lambda v: (guard_pixels(blurred, renders, v, rc)[patch] - truth[patch]).square().mean()  # noqa: E731
     assert error(floored) < 0.5 * error(trusting)
+
+
+def _blurred_frame_renders(blur_rms: float, model_rms: float) -> tuple[Tensor, FrameRenders]:
+    """A blurred frame's renders with set error levels: its render's sharp-minus-blurred difference
+    (the blur error the model sees) ``blur_rms``, its re-render residual ``model_rms``."""
+    generator = torch.Generator().manual_seed(3)
+    noise = lambda: torch.randn(48, 64, 3, generator=generator)  # noqa: E731
+    observed = 0.5 + 0.1 * noise()
+    recorded = observed + model_rms * noise()
+    sharp = recorded + blur_rms * noise()
+    return observed, FrameRenders(sharp, sharp, recorded, observed + blur_rms * noise(), 0.0)
+
+
+def test_frame_kept_whole_when_the_model_error_dwarfs_the_blur_error():
+    """A lightly blurred frame whose render is estimated at about 2.5x the input's blur error: blending
+    independent errors would still gain 1.5 dB, so the local rule blends; with the errors correlated
+    as on real clips one weight per frame would not gain, and the frame is kept whole. A more heavily
+    blurred frame with the same model error still blends."""
+    rc = RenderConfig()
+    light, light_renders = _blurred_frame_renders(0.02, 0.03)
+    kept = model_weight(light, light_renders, rc)
+    independent = model_weight(light, light_renders, dataclasses.replace(rc, fidelity_correlation=0.0))
+    assert kept.guarded and float(kept.weight.max()) == 0.0
+    assert not independent.guarded and float(independent.weight.mean()) > 0.2
+    heavy, heavy_renders = _blurred_frame_renders(0.04, 0.03)
+    blended = model_weight(heavy, heavy_renders, rc)
+    assert not blended.guarded and float(blended.weight.mean()) > 0.4
+    # the rule itself: independent errors always gain, fully correlated equal errors never do
+    assert blend_by_means(1.0, 1.0, 1.0, 0.0) == pytest.approx(0.5)
+    assert blend_by_means(1.0, 1.0, 1.0, 1.0) == pytest.approx(1.0)
 
 
 def test_guard_measures_the_nearest_sharp_frame_in_order():

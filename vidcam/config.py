@@ -230,6 +230,13 @@ class RenderConfig:
     fidelity_detail_px: float = 2.0  # high-pass scale (Gaussian sigma) of the detail a blurred frame lacks
     fidelity_neighbours: int = 5  # ... compared with the most detailed frame this many frames either side
     fidelity_frame_keep: float = 0.8  # keep the input frame whole unless its estimated error falls below this fraction
+    # ... and unless one weight for the whole frame, from the frame's mean error energies, would gain with
+    # the model's error this correlated with the input's blur error (measured 0.4-0.74 on real clips):
+    # the local estimates are right on average but not in where the errors lie
+    fidelity_correlation: float = 0.6
+    # deblur: the input's blur error is at most this many times what the PSF changes in the input once
+    # more (re-blurring a blurred frame shows only part of its loss: 3-6x less on real clips)
+    fidelity_reblur_cap: float = 6.0
     fidelity_sharp_margin: float = 0.15  # deblur: keep whole a frame within this fraction of the nearby sharpest's detail
     fidelity_sharp_ratio_margin: float = 0.12  # ... or of the nearby largest fine-to-coarse detail ratio (fidelity.fine_to_coarse)
     fidelity_black: float = 0.03  # HDR: pixel values below this carry no irradiance (model only) ...
