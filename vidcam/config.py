@@ -233,7 +233,7 @@ class RenderConfig:
     # ... and unless one weight for the whole frame, from the frame's mean error energies, would gain with
     # the model's error this correlated with the input's blur error (measured 0.4-0.74 on real clips):
     # the local estimates are right on average but not in where the errors lie
-    fidelity_correlation: float = 0.6
+    fidelity_correlation: float = 0.7
     # deblur: the input's blur error is at most this many times what the PSF changes in the input once
     # more (re-blurring a blurred frame shows only part of its loss: 3-6x less on real clips)
     fidelity_reblur_cap: float = 6.0
