@@ -315,3 +315,24 @@ def test_blurred_render_matches_the_models_own_forward_pass():
     inner = (slice(4, -4), slice(4, -4))  # the border is clamped in the image, free in the scene
     assert (renders.recorded[inner] - direct[inner]).abs().max() < 0.01
     assert (renders.recorded - renders.sharp).abs().max() > 1e-4  # the kernel did blur
+
+
+def _guard_with_stats(blur: bool, rerender_psnr: float, confidence: float, tmp_path) -> None:
+    model = _tiny_model(blur)
+    frames = np.zeros((2, 16, 24, 3), np.uint8)
+    guard = FidelityGuard(model, frames, RenderConfig())
+    for t in range(2):
+        guard.frame_stats[t] = {"rerender_psnr": rerender_psnr, "confidence": confidence, "expected_gain_db": 0.0, "guarded": False}
+        guard.confidence.append(np.zeros((16, 24), np.uint8))
+    guard.write(tmp_path / f"confidence_{blur}_{rerender_psnr}.mp4", 24, 16)
+
+
+def test_poorly_explained_line_in_hdr_follows_the_rerender_not_the_weight(tmp_path, capsys):
+    """In HDR the weight on the model is low wherever the input is well exposed, by design: a clip
+    re-rendered at 35 dB gets no warning; one re-rendered at 20 dB does. Deblur warns on the weight."""
+    _guard_with_stats(False, 35.0, 0.1, tmp_path)
+    assert "does not explain" not in capsys.readouterr().err
+    _guard_with_stats(False, 20.0, 0.9, tmp_path)
+    assert "does not explain" in capsys.readouterr().err
+    _guard_with_stats(True, 35.0, 0.1, tmp_path)
+    assert "does not explain" in capsys.readouterr().err

@@ -29,7 +29,9 @@ clearly below its input's (``mean(w^2 U + (1-w)^2 E_in)`` above ``frame_keep`` t
 one weight from its mean energies would not improve, the model's error taken as correlated with
 the input's blur error (``blend_by_means``): the two fail at the same moving edges, and the local
 estimates, right on a frame's average, misplace its errors; on real hand-held clips the local
-rule alone let lightly blurred frames lose up to 1.2 dB. So is a frame
+rule alone let lightly blurred frames lose up to 1.2 dB. A longer fit does not remove this: it
+re-renders a lightly blurred frame better while its sharp render may still sit a little off along
+the blur's path, which the re-render cannot show. So is a frame
 with nearly the detail of the sharpest frame near it, or nearly its ratio of fine to coarse
 detail (``sharp_frames``, ``sharp_by_ratio``). The input's blur
 error is also bounded per frame from the input alone (``blur_loss``): a model that wrongly believes
@@ -64,7 +66,10 @@ from vidcam.rendering import render_frame
 
 SHARP_TILES = 4  # sharp_frames compares frames tile by tile on this grid per side
 FINE_COARSE_PX = (1.0, 3.0)  # fine_to_coarse: high-pass scales (Gaussian sigma) of fine and of coarser detail
-POOR_CONFIDENCE = 0.5  # a frame whose mean weight on the model is below this is reported as poorly explained
+POOR_CONFIDENCE = 0.5  # deblur: a frame whose mean weight on the model is below this is reported as poorly explained
+# HDR: a frame whose re-render is below this (dB) is. Its weight on the model is low wherever the input
+# is well exposed, by design (the input records the irradiance there), so it says nothing of failure.
+POOR_RERENDER_DB = 30.0
 INVERSE_TONE_SAMPLES = 4096  # grid of the tabulated inverse response
 INVERSE_TONE_Z = (-12.0, 12.0)  # log exposure range it covers
 
@@ -432,7 +437,10 @@ class FidelityGuard:
         grey = np.stack(self.confidence)[..., None].repeat(3, axis=-1)
         write_sdr_video(confidence_video, grey, fps, crf)
         summary = self.summary()
-        poor = [t for t, c in enumerate(summary["confidence"]) if c < POOR_CONFIDENCE or t in summary["guarded_frames"]]
+        if self.model.blur is None:
+            poor = [t for t, p in enumerate(summary["rerender_psnr"]) if p < POOR_RERENDER_DB]
+        else:
+            poor = [t for t, c in enumerate(summary["confidence"]) if c < POOR_CONFIDENCE or t in summary["guarded_frames"]]
         if poor:
             log(
                 f"the output keeps the input on most of frames {frame_ranges(poor)}, which the scene model"
