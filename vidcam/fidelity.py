@@ -443,9 +443,10 @@ class FidelityGuard:
             poor = [t for t, c in enumerate(summary["confidence"]) if c < POOR_CONFIDENCE or t in summary["guarded_frames"]]
         if poor:
             log(
-                f"the output keeps the input on most of frames {frame_ranges(poor)}, which the scene model"
-                f" does not explain (re-render PSNR {min(summary['rerender_psnr'][t] for t in poor):.1f} dB at worst;"
-                f" whole frames kept: {frame_ranges(summary['guarded_frames']) or 'none'}; {confidence_video.name} shows where)"
+                f"the scene model does not explain frames {frame_ranges(poor)} well (re-render PSNR"
+                f" {min(summary['rerender_psnr'][t] for t in poor):.1f} dB at worst): the output keeps the input there"
+                f" where it can (whole frames kept: {frame_ranges(summary['guarded_frames']) or 'none'};"
+                f" {confidence_video.name} shows where)"
             )
         return summary
 
