@@ -31,11 +31,11 @@ the input's blur error (``blend_by_means``): the two fail at the same moving edg
 estimates, right on a frame's average, misplace its errors; on real hand-held clips the local
 rule alone let lightly blurred frames lose up to 1.2 dB. A longer fit does not remove this: it
 re-renders a lightly blurred frame better while its sharp render may still sit a little off along
-the blur's path, which the re-render cannot show. So is a frame
-with nearly the detail of the sharpest frame near it, or nearly its ratio of fine to coarse
-detail (``sharp_frames``, ``sharp_by_ratio``). The input's blur
-error is also bounded per frame from the input alone (``blur_loss``): a model that wrongly believes
-a sharp frame blurred would otherwise claim a gain there.
+the blur's path, which the re-render cannot show. So is a frame with nearly the detail of the
+sharpest frame near it, or nearly its ratio of fine to coarse detail (``sharp_frames``,
+``sharp_by_ratio``). The input's blur error is also bounded per frame from the input alone
+(``blur_loss``): a model that wrongly believes a sharp frame blurred would otherwise claim a gain
+there.
 
 Deblur output (pixel values): ``out = w (sharp + lowpass(r)) + (1 - w) input``; the blur keeps the
 low frequencies, so the low-pass residual maps one to one onto the sharp render.
