@@ -284,6 +284,25 @@ def test_guard_measures_the_nearest_sharp_frame_in_order():
             assert min(guard._measured, default=t) >= t - rc.fidelity_neighbours
 
 
+@pytest.mark.parametrize("fast", [True, False])
+def test_guard_renders_a_sharp_frame_ahead_with_the_runs_renderer(monkeypatch, fast):
+    """A blurred frame's error floor comes from a sharp frame the stream has not reached yet; the
+    guard renders it as the run renders (fast: baked atlases, not every network at every pixel),
+    so the floor is measured on the picture the output is made of."""
+    calls = []
+    monkeypatch.setattr("vidcam.fidelity.render_frame", lambda *args: calls.append(args))
+    monkeypatch.setattr("vidcam.fast_render.render_frame", lambda model, t, chunk: calls.append(t) or np.ones((16, 24, 3), np.float32))
+    rng = np.random.default_rng(0)
+    frames = np.full((9, 16, 24, 3), 128, np.uint8)
+    frames[6] = rng.integers(0, 256, (16, 24, 3), dtype=np.uint8)  # the only sharp frame
+    model = VidcamModel(load_config("fast"), ClipShape(9, 16, 24, True)).eval()
+    guard = FidelityGuard(model, frames, RenderConfig(fidelity_neighbours=2, fast=fast))
+    with torch.no_grad():
+        guard(4, camera=True, sharp_irradiance=np.ones((16, 24, 3), np.float32))
+    assert 6 in guard._measured
+    assert calls == ([] if fast else [6])
+
+
 def test_gaussian_blur_keeps_shape_and_constants():
     image = torch.rand(10, 12, 3)
     assert gaussian_blur(image, 2.0).shape == image.shape

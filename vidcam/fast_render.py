@@ -30,7 +30,7 @@ from vidcam.config import RenderConfig
 from vidcam.models.model import LOG_FLOOR, VidcamModel
 from vidcam.models.scene import project_points, weights_from_cover
 from vidcam.progress import progress
-from vidcam.rendering import Evaluate, in_chunks, render_frames, through_camera
+from vidcam.rendering import Evaluate, in_chunks, render_frame, render_frames, through_camera
 
 # A cell of the coarse alpha grid whose corners all have a cover below this (or above 1 - this)
 # is interpolated ...
@@ -308,6 +308,14 @@ def fast_frames(
     scene = FastScene(model, FastSettings.from_config(rc), rc.chunk, override=override)
     for t in progress(range(model.frame.n_frames), desc, unit="frame", leave=False):
         yield camera_frame(scene, t) if camera else scene.frame(t)
+
+
+def frame_renderer(model: VidcamModel, rc: RenderConfig) -> Callable[[int], np.ndarray]:
+    """One frame's sharp irradiance, float32 [H,W,3], by ``rc``'s renderer, for frames wanted out of
+    order: the same picture ``rendered_frames`` yields for that frame."""
+    if rc.fast:
+        return FastScene(model, FastSettings.from_config(rc), rc.chunk).frame  # the baked atlases are shared
+    return lambda t: render_frame(model, t, rc.chunk)
 
 
 def rendered_frames(

@@ -46,6 +46,7 @@ exposed; where it is black or clipped the model is the only source (``w = 1``).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -59,7 +60,7 @@ from torch import Tensor
 from vidcam.config import RenderConfig
 from vidcam.io.encode import write_sdr_video
 from vidcam.io.video import as_float
-from vidcam.fast_render import tone_tabulated
+from vidcam.fast_render import frame_renderer, tone_tabulated
 from vidcam.log import log
 from vidcam.models.model import VidcamModel
 from vidcam.rendering import render_frame
@@ -369,6 +370,7 @@ class FidelityGuard:
     _blur_loss: np.ndarray | None = None
     _sharp: np.ndarray | None = None  # per frame: sharp enough to be kept whole (deblur)
     _measured: dict[int, Tensor] = field(default_factory=dict)  # sharp frame -> its measured_model_error
+    _render: Callable[[int], np.ndarray] | None = None  # the run's renderer, for frames the caller has not handed over
 
     def input_frame(self, t: int) -> Tensor:
         return torch.from_numpy(as_float(self.frames[t]))
@@ -377,6 +379,8 @@ class FidelityGuard:
         """The guarded frame ``t``: pixel values with ``camera``, else scene irradiance; float32 [H, W, 3].
         ``sharp_irradiance``: the model's render of the frame, when the caller has it (else rendered here)."""
         observed = self.input_frame(t)
+        if sharp_irradiance is None:
+            sharp_irradiance = self.render(t)
         renders = render_through_camera(self.model, t, self.rc.chunk, observed, sharp_irradiance)
         if self.model.blur is not None and self._blur_loss is None:
             tile_detail, ratio = [], []
@@ -421,8 +425,16 @@ class FidelityGuard:
         nearest = int(min(near, key=lambda s: (abs(s - t), s)))
         if nearest not in self._measured:
             observed = self.input_frame(nearest)
-            self._measured[nearest] = measured_model_error(observed, render_through_camera(self.model, nearest, self.rc.chunk, observed), self.rc)
+            renders = render_through_camera(self.model, nearest, self.rc.chunk, observed, self.render(nearest))
+            self._measured[nearest] = measured_model_error(observed, renders, self.rc)
         return self._measured[nearest]
+
+    def render(self, t: int) -> np.ndarray:
+        """Frame ``t``'s sharp irradiance by the run's renderer (``rc.fast``): a sharp frame ahead of
+        the stream is measured on the picture the output is made of, at the fast renderer's cost."""
+        if self._render is None:
+            self._render = frame_renderer(self.model, self.rc)
+        return self._render(t)
 
     def summary(self) -> dict[str, Any]:
         order = sorted(self.frame_stats)
