@@ -336,14 +336,29 @@ def test_blurred_render_matches_the_models_own_forward_pass():
     assert (renders.recorded - renders.sharp).abs().max() > 1e-4  # the kernel did blur
 
 
-def _guard_with_stats(blur: bool, rerender_psnr: float, confidence: float, tmp_path) -> None:
+def _guard_with_stats(
+    blur: bool, rerender_psnr: float, confidence: float, tmp_path, guarded: bool = False, sharp: bool = False
+) -> None:
     model = _tiny_model(blur)
     frames = np.zeros((2, 16, 24, 3), np.uint8)
     guard = FidelityGuard(model, frames, RenderConfig())
     for t in range(2):
-        guard.frame_stats[t] = {"rerender_psnr": rerender_psnr, "confidence": confidence, "expected_gain_db": 0.0, "guarded": False}
+        guard.frame_stats[t] = {
+            "rerender_psnr": rerender_psnr, "confidence": confidence, "expected_gain_db": 0.0, "guarded": guarded, "sharp": sharp
+        }
         guard.confidence.append(np.zeros((16, 24), np.uint8))
-    guard.write(tmp_path / f"confidence_{blur}_{rerender_psnr}.mp4", 24, 16)
+    guard.write(tmp_path / f"confidence_{blur}_{rerender_psnr}_{guarded}_{sharp}.mp4", 24, 16)
+
+
+def test_sharp_frames_kept_whole_are_not_reported_as_poorly_explained(tmp_path, capsys):
+    """Deblurring, a sharp frame is kept as recorded by design (there is no blur to remove): the
+    user is told so, not that the model failed there; a blurred frame kept whole is still reported."""
+    _guard_with_stats(True, 32.0, 0.0, tmp_path, guarded=True, sharp=True)
+    err = capsys.readouterr().err
+    assert "sharp already" in err and "does not explain" not in err
+    _guard_with_stats(True, 32.0, 0.0, tmp_path, guarded=True, sharp=False)
+    err = capsys.readouterr().err
+    assert "does not explain frames 0-1" in err and "whole frames kept: 0-1" in err and "sharp already" not in err
 
 
 def test_poorly_explained_line_in_hdr_follows_the_rerender_not_the_weight(tmp_path, capsys):

@@ -407,6 +407,7 @@ class FidelityGuard:
             "confidence": round(float(verdict.weight.mean()), 3),
             "expected_gain_db": round(verdict.expected_gain_db, 2),
             "guarded": verdict.guarded,
+            "sharp": bool(self._sharp is not None and self._sharp[t]),
         }
         self.confidence.append((verdict.weight.clamp(0, 1) * 255).round().to(torch.uint8).numpy())
         if camera:
@@ -440,6 +441,7 @@ class FidelityGuard:
         order = sorted(self.frame_stats)
         summary: dict[str, Any] = {k: [self.frame_stats[t][k] for t in order] for k in ("rerender_psnr", "confidence", "expected_gain_db")}
         summary["guarded_frames"] = [t for t in order if self.frame_stats[t]["guarded"]]
+        summary["sharp_frames"] = [t for t in order if self.frame_stats[t].get("sharp")]
         return summary
 
     def write(self, confidence_video: Path, fps: Fraction, crf: int) -> dict[str, Any]:
@@ -452,13 +454,20 @@ class FidelityGuard:
         summary = self.summary()
         if self.model.blur is None:
             poor = [t for t, p in enumerate(summary["rerender_psnr"]) if p < POOR_RERENDER_DB]
-        else:
-            poor = [t for t, c in enumerate(summary["confidence"]) if c < POOR_CONFIDENCE or t in summary["guarded_frames"]]
+        else:  # a sharp frame is kept whole by design (no blur to remove), not for what the model lacks
+            poor = [
+                t
+                for t, c in enumerate(summary["confidence"])
+                if (c < POOR_CONFIDENCE or t in summary["guarded_frames"]) and t not in summary["sharp_frames"]
+            ]
+        if summary["sharp_frames"]:
+            log(f"frames {frame_ranges(summary['sharp_frames'])} are sharp already: kept as recorded")
         if poor:
+            kept = [t for t in summary["guarded_frames"] if t not in summary["sharp_frames"]]
             log(
                 f"the scene model does not explain frames {frame_ranges(poor)} well (re-render PSNR"
                 f" {min(summary['rerender_psnr'][t] for t in poor):.1f} dB at worst): the output keeps the input there"
-                f" where it can (whole frames kept: {frame_ranges(summary['guarded_frames']) or 'none'};"
+                f" where it can (whole frames kept: {frame_ranges(kept) or 'none'};"
                 f" {confidence_video.name} shows where)"
             )
         return summary
