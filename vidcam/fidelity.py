@@ -441,7 +441,7 @@ class FidelityGuard:
         order = sorted(self.frame_stats)
         summary: dict[str, Any] = {k: [self.frame_stats[t][k] for t in order] for k in ("rerender_psnr", "confidence", "expected_gain_db")}
         summary["guarded_frames"] = [t for t in order if self.frame_stats[t]["guarded"]]
-        summary["sharp_frames"] = [t for t in order if self.frame_stats[t].get("sharp")]
+        summary["sharp_frames"] = [t for t in order if self.frame_stats[t]["sharp"]]
         return summary
 
     def write(self, confidence_video: Path, fps: Fraction, crf: int) -> dict[str, Any]:
@@ -452,18 +452,15 @@ class FidelityGuard:
         grey = np.stack(self.confidence)[..., None].repeat(3, axis=-1)
         write_sdr_video(confidence_video, grey, fps, crf)
         summary = self.summary()
+        guarded, sharp = set(summary["guarded_frames"]), set(summary["sharp_frames"])
         if self.model.blur is None:
             poor = [t for t, p in enumerate(summary["rerender_psnr"]) if p < POOR_RERENDER_DB]
         else:  # a sharp frame is kept whole by design (no blur to remove), not for what the model lacks
-            poor = [
-                t
-                for t, c in enumerate(summary["confidence"])
-                if (c < POOR_CONFIDENCE or t in summary["guarded_frames"]) and t not in summary["sharp_frames"]
-            ]
-        if summary["sharp_frames"]:
+            poor = [t for t, c in enumerate(summary["confidence"]) if (c < POOR_CONFIDENCE or t in guarded) and t not in sharp]
+        if sharp:
             log(f"frames {frame_ranges(summary['sharp_frames'])} are sharp already: kept as recorded")
         if poor:
-            kept = [t for t in summary["guarded_frames"] if t not in summary["sharp_frames"]]
+            kept = sorted(guarded - sharp)
             log(
                 f"the scene model does not explain frames {frame_ranges(poor)} well (re-render PSNR"
                 f" {min(summary['rerender_psnr'][t] for t in poor):.1f} dB at worst): the output keeps the input there"
