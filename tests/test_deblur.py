@@ -88,6 +88,16 @@ def test_learned_kernels_follow_the_shake(deblur_run):
     assert spreads[np.argmax(blur_px)] > spreads[np.argmin(blur_px)] + 0.5
 
 
+def test_frames_sharp_in_the_input_keep_a_point_psf(deblur_run):
+    """The frames the input shows sharp are found, and their kernels stay points through training."""
+    model, _, _ = model_from_checkpoint(deblur_run[0] / "checkpoint.pt")
+    blur_px = deblur_run[2]["blur_px"]
+    still = model.shape.still_frames
+    assert still == [int(t) for t in np.flatnonzero(blur_px < 1.0)]  # this clip: 0.22 and 0.49 px; the rest 2.5-5.3
+    assert all(psf_spread_px(model, t) == 0 for t in still)
+    assert all(psf_spread_px(model, t) > 0.3 for t in range(len(blur_px)) if t not in still)
+
+
 def test_fit_beats_its_blurry_input(deblur_run):
     """Against the sharp ground truth, the enhanced clip is closer than the blurry input."""
     outdir, _, truth = deblur_run

@@ -363,6 +363,21 @@ def test_blur_weights_normalised_and_samples_bounded_with_wild_networks(kind: st
     assert torch.allclose(offsets_model / blur.pixel_size, offsets, atol=1e-3)
 
 
+@pytest.mark.parametrize("kind", ["patch", "path"])
+def test_still_frames_keep_a_point_psf_whatever_the_networks_say(kind: str) -> None:
+    cfg = CameraConfig(blur_model=kind, blur_kernel=3, blur_radius=2.5)
+    blur = make_blur(cfg, n_frames=10, pixel_size=2 / 64, still_frames=[0, 9])
+    with torch.no_grad():
+        for p in blur.parameters():
+            p.normal_(0, 10)
+    xyt = torch.rand(2000, 3) * 2 - 1
+    still = torch.isin(blur.frame_index(xyt), torch.tensor([0, 9]))
+    assert still.any() and (~still).any()
+    offsets = blur.offsets_px(xyt)
+    assert offsets[still].abs().max() == 0
+    assert offsets[~still].norm(dim=-1).max() > 1.0
+
+
 def test_camera_runs_in_float32_under_bf16_autocast() -> None:
     tm = ToneMapper(hidden=16, layers=2)
     log_e, log_t = torch.randn(8, 3), torch.randn(8)

@@ -133,6 +133,12 @@ class CameraConfig:
     blur_model: Literal["path", "patch"] = "path"
     blur_kernel: int = 3  # n: n*n samples per pixel
     blur_radius: float = 5.0  # s: samples stay within s pixels of the centre
+    # Deblur: a frame as sharp as the sharpest within still_window frames either side, to within
+    # still_margin (vidcam.sharpness), keeps a point PSF; still_window 0 frees every frame's PSF.
+    # Free, a sharp frame's PSF grew to 1-2 px RMS on real clips: blur hid the misfit of what
+    # moved, and the atlas, fitted through it, sharpened past the scene.
+    still_window: int = 8
+    still_margin: float = 0.2
     blur_spacing: float = 2.0  # patch: pixels between neighbours of the regular n x n grid the offsets start from
     # (x, y, t) -> the blur's spatially varying part
     blur_net: NetConfig = field(

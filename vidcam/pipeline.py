@@ -12,6 +12,7 @@ from vidcam import run as run_folder
 from vidcam.config import Config, save_config
 from vidcam.errors import VidcamError
 from vidcam.export import write_run_outputs
+from vidcam.fidelity import frame_ranges
 from vidcam.flow.estimate import FlowBackend, compute_flows, resolve_backend
 from vidcam.flow.types import FlowPair
 from vidcam.io.video import Clip, read_video
@@ -30,7 +31,7 @@ from vidcam.run import (
     pick_device,
 )
 from vidcam.runlock import claim_run_folder, mark_complete
-from vidcam.sharpness import frame_sharpness, sharp_frame_weights
+from vidcam.sharpness import frame_sharpness, sharp_frame_weights, still_frames
 from vidcam.threads import apply_threads, planned_threads
 from vidcam.training.data import ClipData
 from vidcam.training.trainer import Trainer
@@ -85,12 +86,17 @@ def build(cfg: Config, prepared: Prepared, device: torch.device) -> tuple[Vidcam
     """The model, initialised from the plan and the motion, and the clip as training data."""
     clip, plan = prepared.clip, prepared.plan
     torch.manual_seed(cfg.train.seed)  # network initialisation: a run is repeatable
-    shape = ClipShape(clip.n_frames, clip.height, clip.width, plan.blur, plan.learn_exposure)
+    sharpness = frame_sharpness(prepared.frames) if plan.blur else None
+    still = None
+    if plan.blur and cfg.camera.still_window > 0:
+        still = still_frames(sharpness, cfg.camera.still_window, cfg.camera.still_margin)
+        if still:
+            log(f"frames {frame_ranges(still)} are sharp in the input: their PSF stays a point")
+    shape = ClipShape(clip.n_frames, clip.height, clip.width, plan.blur, plan.learn_exposure, still_frames=still)
     motions = initial_motions(cfg, prepared.flows, prepared.foreground)
     model = VidcamModel(cfg, shape, plan.initial_log_exposure, motions).to(device)
     frame_weights = None
     if plan.blur and cfg.train.sharp_first > 0:
-        sharpness = frame_sharpness(prepared.frames)
         frame_weights = sharp_frame_weights(sharpness, cfg.train.sharp_window, cfg.train.sharp_power)
     data = ClipData(clip.frames, prepared.flows, device, prepared.foreground, cfg.train.seed, frame_weights)
     # The float frames and float32 flows now live on in the model and the data (flows as float16):

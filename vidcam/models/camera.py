@@ -153,12 +153,15 @@ class BlurGenerator(nn.Module):
     overall PSF and the networks its variation across the frame.
     """
 
-    def __init__(self, cfg: CameraConfig, n_frames: int, pixel_size: float):
+    def __init__(self, cfg: CameraConfig, n_frames: int, pixel_size: float, still_frames: list[int] | None = None):
         super().__init__()
         self.samples = cfg.blur_kernel**2
         self.radius = cfg.blur_radius
         self.pixel_size = pixel_size
         self.n_frames = n_frames
+        moving = torch.ones(n_frames)
+        moving[list(still_frames or [])] = 0.0
+        self.register_buffer("moving", moving, persistent=False)  # 0: the frame's PSF is held at a delta
 
     def frame_index(self, xyt: Tensor) -> Tensor:
         """The frame of each point, from its model time ``t_n`` in [-1, 1]."""
@@ -172,7 +175,7 @@ class BlurGenerator(nn.Module):
 
     def offsets_px(self, xyt: Tensor) -> Tensor:
         """Sample offsets from the pixel centre in pixels, ``[B, K, 2]``, each within ``radius``."""
-        p = self.raw_offsets_px(xyt)
+        p = self.raw_offsets_px(xyt) * self.moving[self.frame_index(xyt)][:, None, None]
         r = torch.sqrt(p.square().sum(-1, keepdim=True) + _EPS)
         return p * (self.radius * torch.tanh(r / self.radius) / r)
 
@@ -190,8 +193,9 @@ class PatchBlur(BlurGenerator):
     sample, so the PSF starts as (nearly) a delta.
     """
 
-    def __init__(self, cfg: CameraConfig, n_frames: int, pixel_size: float, centre_weight: float = 0.95):
-        super().__init__(cfg, n_frames, pixel_size)
+    def __init__(self, cfg: CameraConfig, n_frames: int, pixel_size: float, still_frames: list[int] | None = None,
+                 centre_weight: float = 0.95):
+        super().__init__(cfg, n_frames, pixel_size, still_frames)
         n = cfg.blur_kernel
         ticks = (torch.arange(n, dtype=torch.float32) - (n - 1) / 2) * cfg.blur_spacing
         gy, gx = torch.meshgrid(ticks, ticks, indexing="ij")
@@ -228,8 +232,8 @@ class PathBlur(BlurGenerator):
     exactly zero length the loss has no gradient towards lengthening it.
     """
 
-    def __init__(self, cfg: CameraConfig, n_frames: int, pixel_size: float):
-        super().__init__(cfg, n_frames, pixel_size)
+    def __init__(self, cfg: CameraConfig, n_frames: int, pixel_size: float, still_frames: list[int] | None = None):
+        super().__init__(cfg, n_frames, pixel_size, still_frames)
         two_tau = torch.linspace(-1, 1, self.samples) if self.samples > 1 else torch.zeros(1)
         self.register_buffer("powers", two_tau[:, None] ** torch.arange(1, PATH_DEGREE + 1), persistent=False)  # [K, degree]
         self.coefficient_net = EncodedMLP(3, 2 * PATH_DEGREE, cfg.blur_net, n_frames, zero_last=True)
@@ -250,6 +254,7 @@ class PathBlur(BlurGenerator):
 BLUR_MODELS = {"patch": PatchBlur, "path": PathBlur}
 
 
-def make_blur(cfg: CameraConfig, n_frames: int, pixel_size: float) -> BlurGenerator:
-    """The PSF model named by ``cfg.blur_model`` (checked when the config is loaded)."""
-    return BLUR_MODELS[cfg.blur_model](cfg, n_frames, pixel_size)
+def make_blur(cfg: CameraConfig, n_frames: int, pixel_size: float, still_frames: list[int] | None = None) -> BlurGenerator:
+    """The PSF model named by ``cfg.blur_model`` (checked when the config is loaded); ``still_frames``
+    keep a delta PSF."""
+    return BLUR_MODELS[cfg.blur_model](cfg, n_frames, pixel_size, still_frames)

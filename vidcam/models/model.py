@@ -25,6 +25,7 @@ class ClipShape:
     blur: bool
     learn_exposure: bool = True  # per-frame exposures are parameters (else fixed buffers)
     atlas_resolutions: list[int] | None = None  # filled in when the model is first built
+    still_frames: list[int] | None = None  # deblur: frames as sharp as the input gets, whose PSF stays a delta
 
 
 class VidcamModel(nn.Module):
@@ -43,7 +44,7 @@ class VidcamModel(nn.Module):
         if log_exposure is None:
             log_exposure = np.zeros(shape.n_frames)
         self.exposures = Exposures(log_exposure, shape.learn_exposure, cfg.camera.exposure_bound_ev)
-        self.blur = make_blur(cfg.camera, shape.n_frames, self.frame.pixel_size) if shape.blur else None
+        self.blur = make_blur(cfg.camera, shape.n_frames, self.frame.pixel_size, shape.still_frames) if shape.blur else None
 
     @property
     def device(self) -> torch.device:
