@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from vidcam.sharpness import frame_sharpness, sharp_frame_weights
+from vidcam.sharpness import frame_sharpness, sharp_frame_weights, still_frames
 from vidcam.training.data import ClipData
 
 
@@ -23,6 +23,12 @@ def test_frame_weights_are_relative_to_the_sharpest_nearby():
     sharpness = np.array([4.0, 1.0, 2.0, 8.0, 8.0, 2.0])
     weights = sharp_frame_weights(sharpness, window=1, power=2.0)
     np.testing.assert_allclose(weights, [1.0, 1 / 16, 1 / 16, 1.0, 1.0, 1 / 16])
+
+
+def test_still_frames_are_the_sharp_ones_and_a_long_window_skips_a_run_of_blurred_frames():
+    sharpness = np.array([10.0, 9.0, 2.0, 2.5, 3.0, 2.0, 2.0, 2.5, 2.0, 10.0])
+    assert still_frames(sharpness, window=8, margin=0.2) == [0, 1, 9]
+    assert 4 in still_frames(sharpness, window=2, margin=0.2)  # the least blurred of the run, seen alone
 
 
 def test_favour_draws_frames_by_weight_then_uniformly():
