@@ -230,6 +230,35 @@ def test_error_measured_on_a_sharp_frame_bounds_trust_where_blur_hides_it():
     assert error(floored) < 0.5 * error(trusting)
 
 
+def test_trust_falls_at_edges_where_a_long_psf_leaves_the_render_free_to_shift():
+    """A blurred frame whose render sits half a pixel off the truth along its blur path, re-rendering the
+    input exactly (the shifted path makes up for it): the residual trusts the render everywhere; the
+    misregistration term lowers trust at its edges in proportion to the PSF's size, not in flat parts,
+    not where the PSF is a point, and never decides the frame rule."""
+    rc = RenderConfig()
+    h, w = 48, 64
+    truth = torch.full((h, w, 3), 0.3)
+    truth[:, 32:] = 0.7  # one vertical edge
+    shifted = truth.clone()
+    shifted[:, 32] = 0.5  # the edge half a pixel off
+    observed = gaussian_blur(truth, 2.0)
+    edge, flat = (slice(8, 40), slice(30, 35)), (slice(8, 40), slice(2, 8))
+
+    def verdict(psf_variance: float, misregistration: float):
+        renders = FrameRenders(shifted, shifted, observed, gaussian_blur(observed, 2.0), 0.0, torch.full((h, w), psf_variance))
+        return model_weight(observed, renders, dataclasses.replace(rc, fidelity_misregistration=misregistration))
+
+    plain, long_psf, longer_psf, point_psf = verdict(3.0, 0.0), verdict(3.0, 0.15), verdict(12.0, 0.15), verdict(0.0, 0.15)
+    assert plain.weight[edge].mean() > 0.95
+    assert long_psf.weight[edge].mean() < 0.95 * plain.weight[edge].mean()
+    assert longer_psf.weight[edge].mean() < long_psf.weight[edge].mean()
+    assert torch.allclose(point_psf.weight, plain.weight)
+    assert torch.allclose(longer_psf.weight[flat], plain.weight[flat], atol=1e-3)
+    assert plain.guarded == long_psf.guarded == longer_psf.guarded
+    error = lambda v: (guard_pixels(observed, FrameRenders(shifted, shifted, observed, observed, 0.0), v, rc)[edge] - truth[edge]).square().mean()  # noqa: E731
+    assert error(longer_psf) < error(plain)
+
+
 def _blurred_frame_renders(blur_rms: float, model_rms: float) -> tuple[Tensor, FrameRenders]:
     """A blurred frame's renders with set error levels: its render's sharp-minus-blurred difference
     (the blur error the model sees) ``blur_rms``, its re-render residual ``model_rms``."""

@@ -26,6 +26,7 @@ from vidcam.models.encodings import (
     make_encoding,
 )
 from vidcam.models.model import ClipShape, VidcamModel
+from vidcam.models.scene import Frame, LayeredScene
 from vidcam.training.losses import rigidity_loss
 from vidcam.training.trainer import adam
 
@@ -169,6 +170,37 @@ def test_hashgrid_fits_video_checkerboard_in_xyt() -> None:
     grid = torch.nn.Sequential(HashGrid(3, 8, 2, 12, 4, side, [None, None, n_frames]), MLP(16, 32, 2, 1))
     assert fit_psnr(grid, x, target) > FIT_PSNR
     assert fit_psnr(MLP(3, 32, 2, 1), x, target) < FIT_PSNR
+
+
+def test_atlas_dynamics_fit_what_changes_in_place_and_start_at_zero() -> None:
+    """A texture whose shading changes frame by frame where it stands: with the mapping held (in
+    training, rigidity keeps it from picking other texels to fake a change), static atlases cannot
+    fit it, atlases with their change over time can."""
+    n_frames, side = 6, 32
+    frame = Frame(n_frames, side, side)
+    xy = pixel_grid(side).repeat(n_frames, 1)
+    t = torch.arange(n_frames).repeat_interleave(side * side)
+    bump = torch.exp(-(xy.square().sum(1, keepdim=True)) / 0.1)
+    target = 0.5 * checkerboard(xy, 4) - 1 + bump * (t[:, None] / (n_frames - 1) - 0.5) * 2
+
+    def fitted_psnr(dynamics: bool) -> float:
+        torch.manual_seed(0)
+        cfg = load_config("fast").scene
+        cfg.layers = 1
+        scene = LayeredScene(cfg, frame, dynamics=dynamics)
+        if dynamics:
+            assert scene.atlas_change(0, xy[:, None], t).abs().max() == 0  # starts as the static atlas
+        opt = torch.optim.Adam([p for name, p in scene.named_parameters() if "mappings" not in name], lr=FIT_LR)
+        for _ in range(FIT_STEPS):
+            loss = (scene(xy, t)["irradiance"].log() - target).square().mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        with torch.no_grad():
+            return -10 * math.log10((scene(xy, t)["irradiance"].log() - target).square().mean().item())
+
+    static, changing = fitted_psnr(False), fitted_psnr(True)
+    assert changing > 35.0 and static < 20.0, (static, changing)
 
 
 def test_densegrid_fits_image_patch() -> None:

@@ -4,7 +4,8 @@ The exact render (``vidcam.rendering.render_frame``) evaluates every network at 
 each part is evaluated where it carries information:
 
 - each layer's atlas is baked once into a log-irradiance texture (the atlas network on a regular
-  uv grid, ``atlas_factor`` x its grid's finest resolution) and sampled bilinearly;
+  uv grid, ``atlas_factor`` x its grid's finest resolution) and sampled bilinearly; its change
+  over time (``scene.atlas_dynamics``) differs from frame to frame and is evaluated at every pixel;
 - each mapping's learned residual is smooth in (x, y): it is evaluated every ``mapping_stride``
   pixels and upsampled bilinearly, while the global homography is applied exactly per pixel;
 - the alpha network is evaluated every ``alpha_stride`` pixels and upsampled as logits; cells
@@ -246,9 +247,14 @@ class FastScene:
             out.append(project_points(h, xy[None])[0] + residual)
         return torch.stack(out)
 
-    def layer_irradiance(self, layer: int, uv: Tensor) -> Tensor:
-        """[P,3] linear irradiance of one layer at atlas coordinates uv [P,2], edits applied."""
+    def layer_irradiance(self, layer: int, uv: Tensor, t: int) -> Tensor:
+        """[P,3] linear irradiance of one layer at atlas coordinates uv [P,2] of frame t, edits applied."""
         log_irradiance = _sample(self.textures[layer], uv.clamp(-1, 1), "border", True)
+        scene = self.model.scene
+        if str(layer) in scene.dynamics:
+            t_index = torch.full((self.chunk,), t, device=uv.device, dtype=torch.long)
+            change = in_chunks(lambda part: scene.atlas_change(layer, part, t_index[: len(part)]), uv, self.chunk)
+            log_irradiance = log_irradiance + change.to(uv.device)
         irradiance = log_irradiance.exp()
         edit = self.override
         if edit is not None and edit.layer == layer:
@@ -261,7 +267,7 @@ class FastScene:
         weights, uv = self.weights(t), self.uv(t)
         total = torch.zeros(uv.shape[1], 3, device=uv.device)
         for layer in range(uv.shape[0]):
-            total += weights[:, layer : layer + 1] * self.layer_irradiance(layer, uv[layer])
+            total += weights[:, layer : layer + 1] * self.layer_irradiance(layer, uv[layer], t)
         return total
 
     def frame(self, t: int) -> np.ndarray:

@@ -138,28 +138,32 @@ class FrameRenders:
     recorded: Tensor  # the model's re-render of the input: blur + response + exposure
     input_reblurred: Tensor  # the input blurred once more by the learned PSF (the input itself without blur)
     log_exposure: float
+    psf_variance: Tensor | None = None  # [H, W] the learned PSF's variance (px^2) about its centroid; None without blur
 
 
-def _psf_blur(model: VidcamModel, t: int, images: list[Tensor], chunk: int) -> list[Tensor]:
-    """Blur each ``[H, W, C]`` image of frame ``t`` by the learned PSF: ``sum_k w_k image(p + offset_k)`` (bilinear)."""
+def _psf_blur(model: VidcamModel, t: int, images: list[Tensor], chunk: int) -> tuple[list[Tensor], Tensor]:
+    """Blur each ``[H, W, C]`` image of frame ``t`` by the learned PSF: ``sum_k w_k image(p + offset_k)``
+    (bilinear); and the PSF's variance about its centroid ``[H, W]`` (px^2)."""
     frame = model.frame
     device = model.device
     stacked = torch.cat(images, dim=-1).permute(2, 0, 1)[None].float().to(device)  # [1, C, H, W]
     xy_all = frame.pixel_centres(device)
     centre = xy_all.new_tensor([frame.width / 2, frame.height / 2])
-    out = []
+    out, variance = [], []
     for start in range(0, xy_all.shape[0], chunk):
         xy = xy_all[start : start + chunk]
         t_index = torch.full((xy.shape[0],), t, device=device, dtype=torch.long)
         xyt = torch.cat([xy, frame.time(t_index)[:, None]], dim=1)
         offsets, weights = model.blur(xyt)  # [B, K, 2] model units, [B, K]
-        at = (xy[:, None] + offsets.float()) / frame.pixel_size + centre  # px
+        offsets_px, weights = offsets.float() / frame.pixel_size, weights.float()
+        at = xy[:, None] / frame.pixel_size + offsets_px + centre  # px
         grid = torch.stack([at[..., 0] / frame.width * 2 - 1, at[..., 1] / frame.height * 2 - 1], dim=-1)
         sampled = F.grid_sample(stacked, grid[None], mode="bilinear", padding_mode="border", align_corners=False)
-        weights = weights.float()
         out.append((sampled[0].permute(1, 2, 0) * weights[..., None]).sum(1).cpu())  # [B, C]
+        centroid = (weights[..., None] * offsets_px).sum(1, keepdim=True)
+        variance.append((weights * (offsets_px - centroid).square().sum(-1)).sum(1).cpu())
     blurred = torch.cat(out).reshape(frame.height, frame.width, -1)
-    return list(torch.split(blurred, [im.shape[-1] for im in images], dim=-1))
+    return list(torch.split(blurred, [im.shape[-1] for im in images], dim=-1)), torch.cat(variance).reshape(frame.height, frame.width)
 
 
 @torch.no_grad()
@@ -190,10 +194,11 @@ def render_through_camera(
 
     input_frame = input_frame.float()
     sharp = through_tone(sharp_irradiance)
+    psf_variance = None
     if model.blur is None:
         recorded, input_reblurred = sharp, input_frame
     else:
-        recorded_irradiance, input_reblurred = _psf_blur(model, t, [sharp_irradiance, input_frame], chunk)
+        (recorded_irradiance, input_reblurred), psf_variance = _psf_blur(model, t, [sharp_irradiance, input_frame], chunk)
         recorded = through_tone(recorded_irradiance)
     return FrameRenders(
         sharp_irradiance=sharp_irradiance,
@@ -201,6 +206,7 @@ def render_through_camera(
         recorded=recorded,
         input_reblurred=input_reblurred,
         log_exposure=log_exposure,
+        psf_variance=psf_variance,
     )
 
 
@@ -308,18 +314,36 @@ def model_weight(
     model_error = rc.fidelity_gain * (unexplained - noise).clamp_min(0)  # U
     if model_error_floor is not None:
         model_error = torch.maximum(model_error, model_error_floor)
-    weight = input_error / (input_error + model_error)
-    expected = float((weight.square() * model_error + (1 - weight).square() * input_error).mean())
+    weight, expected = _blend(input_error, model_error)
     baseline = float(input_error.mean())
-    gain_db = 10 * math.log10(baseline / max(expected, 1e-12))
     guarded = frame_rule and (
         expected > rc.fidelity_frame_keep * baseline
         or blend_by_means(baseline, float(model_error.mean()), float(blur_error.mean()), rc.fidelity_correlation) > baseline
     )
     if guarded:
-        weight = torch.zeros_like(weight)
-        gain_db = 0.0
+        weight, expected = torch.zeros_like(weight), baseline
+    elif renders.psf_variance is not None and rc.fidelity_misregistration > 0:
+        weight, expected = _blend(input_error, model_error + misregistration_error(renders, rc))
+    gain_db = 10 * math.log10(baseline / max(expected, 1e-12))
     return FrameVerdict(weight, 10 * math.log10(1 / max(rerender_mse, 1e-12)), gain_db, guarded)
+
+
+def _blend(input_error: Tensor, model_error: Tensor) -> tuple[Tensor, float]:
+    """The per-pixel weight on the model that minimises the expected squared error of blending two
+    independent estimates with these error energies, and that expected error's mean."""
+    weight = input_error / (input_error + model_error)
+    return weight, float((weight.square() * model_error + (1 - weight).square() * input_error).mean())
+
+
+def misregistration_error(renders: FrameRenders, rc: RenderConfig) -> Tensor:
+    """``[H, W]``: the squared error a shift of the sharp render along its blur path would cause,
+    ``(fraction * PSF RMS radius)^2 * |grad sharp|^2``, locally averaged (``fidelity_misregistration``)."""
+    sharp = renders.sharp.float()
+    grad_x, grad_y = torch.zeros_like(sharp), torch.zeros_like(sharp)
+    grad_x[:, 1:-1] = (sharp[:, 2:] - sharp[:, :-2]) / 2
+    grad_y[1:-1] = (sharp[2:] - sharp[:-2]) / 2
+    gradient_energy = gaussian_blur(grad_x.square() + grad_y.square(), rc.fidelity_window_px).mean(-1)
+    return rc.fidelity_misregistration**2 * renders.psf_variance * gradient_energy
 
 
 def blend_by_means(input_error: float, model_error: float, blur_error: float, correlation: float) -> float:

@@ -179,7 +179,7 @@ def _layer_rows(run: Run, times: list[int]) -> list[list[Tile]]:
     @torch.no_grad()
     def evaluate_fast(t: int) -> np.ndarray:
         weights, uv = fast.weights(t), fast.uv(t)
-        contribution = [weights[:, k : k + 1] * fast.layer_irradiance(k, uv[k]) for k in range(n_layers)]
+        contribution = [weights[:, k : k + 1] * fast.layer_irradiance(k, uv[k], t) for k in range(n_layers)]
         return torch.cat([weights, *contribution], dim=1).view(*fast.shape, -1).float().cpu().numpy()
 
     rows: list[list[Tile]] = [[] for _ in range(2 * n_layers)]

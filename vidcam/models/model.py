@@ -26,6 +26,7 @@ class ClipShape:
     learn_exposure: bool = True  # per-frame exposures are parameters (else fixed buffers)
     atlas_resolutions: list[int] | None = None  # filled in when the model is first built
     still_frames: list[int] | None = None  # deblur: frames as sharp as the input gets, whose PSF stays a delta
+    atlas_dynamics: bool = False  # the atlases change over time (scene.atlas_dynamics, resolved for the clip)
 
 
 class VidcamModel(nn.Module):
@@ -38,7 +39,7 @@ class VidcamModel(nn.Module):
     ):
         super().__init__()
         self.frame = Frame(shape.n_frames, shape.height, shape.width)
-        self.scene = LayeredScene(cfg.scene, self.frame, motions, shape.atlas_resolutions)
+        self.scene = LayeredScene(cfg.scene, self.frame, motions, shape.atlas_resolutions, shape.atlas_dynamics)
         self.shape = replace(shape, atlas_resolutions=self.scene.atlas_resolutions)
         self.tone = ToneMapper(cfg.camera.tone_hidden, cfg.camera.tone_layers)
         if log_exposure is None:

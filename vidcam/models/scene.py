@@ -8,7 +8,17 @@ where B_l[t] is a fixed per-frame homography found from the flow (the dominant c
 for the background, the foreground region's own motion for layer 1), D_l[t] a learned per-frame
 correction and the MLP a learned residual. Both learned parts start at exactly zero, so the
 deformation is bootstrapped to the initial mapping. An alpha network splits each pixel
-between layers and each layer's atlas network gives log irradiance at (u, v).
+between layers and each layer's atlas network gives log irradiance at (u, v), plus (with
+``scene.atlas_dynamics``) a learned change of it in (u, v, t), starting at exactly zero.
+
+The change term is what lets a layer hold a person: a mapping moves texture but cannot change
+it, and rigidity (which keeps the mapping from picking other texels to fake a change) leaves
+a turning limb or a flapping shirt to be averaged into a smudge. Taken in atlas coordinates,
+the change rides with the layer's motion, so the frames around t still pool what they saw of
+each point, and it is seen through each frame's camera (blur, response) like the atlas. It
+learns from blurred frames too: learning from the sharp frames alone (the blurred ones taking it
+through its time vertices) gained nothing on real clips. Through a blur it can also explain part
+of the blur itself, which costs rigid scenes (README, Performance).
 """
 
 from __future__ import annotations
@@ -119,11 +129,13 @@ class LayeredScene(nn.Module):
         frame: Frame,
         motions: list[np.ndarray | None] | None = None,
         atlas_resolutions: list[int] | None = None,
+        dynamics: bool = False,
     ):
         """``motions[l]``: per-frame pixel homographies [N,3,3] into a reference frame for layer l
         (the camera's for the background, the object's for a foreground layer); None: identity.
         ``atlas_resolutions``: each atlas grid's finest resolution, as a checkpoint recorded it;
-        None derives it from the motions (``scene.atlas_texels_per_pixel``)."""
+        None derives it from the motions (``scene.atlas_texels_per_pixel``). ``dynamics``: each atlas
+        changes over time (``scene.atlas_dynamics``, resolved by the caller)."""
         super().__init__()
         self.frame = frame
         self.n_layers = cfg.layers
@@ -138,6 +150,17 @@ class LayeredScene(nn.Module):
             for m in self.mappings
         ]
         self.atlases = nn.ModuleList(EncodedMLP(2, 3, capped(cfg.atlas, r)) for r in self.atlas_resolutions)
+        time_vertices = math.ceil((frame.n_frames - 1) / cfg.atlas_dynamics_frame_step) + 1
+        # Keyed by layer index: the layers whose atlas changes over time.
+        changing = [] if not dynamics else range(cfg.layers) if cfg.atlas_dynamics_layers == "all" else range(1, cfg.layers)
+        self.dynamics = nn.ModuleDict(
+            {
+                str(layer): EncodedMLP(
+                    3, 3, capped(cfg.atlas_dynamics_net, self.atlas_resolutions[layer]), n_frames=time_vertices, zero_last=True
+                )
+                for layer in changing
+            }
+        )
         alpha_cfg = capped(cfg.alpha, max(frame.height, frame.width))
         self.alpha = EncodedMLP(3, cfg.layers - 1, alpha_cfg, n_frames=frame.n_frames) if cfg.layers > 1 else None
 
@@ -162,6 +185,12 @@ class LayeredScene(nn.Module):
     def atlas_log_irradiance(self, layer: int, uv: Tensor) -> Tensor:
         return self.atlases[layer](uv.clamp(-1, 1)).float()
 
+    def atlas_change(self, layer: int, uv: Tensor, t_index: Tensor) -> Tensor:
+        """[B,(K,)3] the change of layer's log irradiance at atlas points uv [B,(K,)2] of frames t_index [B]."""
+        t = self.frame.time(t_index).view(-1, *([1] * (uv.dim() - 2)), 1).expand(*uv.shape[:-1], 1)
+        uvt = torch.cat([uv, t], dim=-1).clamp(-1, 1)
+        return self.dynamics[str(layer)](uvt.reshape(-1, 3)).float().view(*uv.shape[:-1], 3)
+
     def forward(self, xy: Tensor, t_index: Tensor, offsets: Tensor | None = None) -> dict[str, Tensor]:
         """Composite linear irradiance [B,3] at model coordinates xy [B,2] of frames t_index [B].
 
@@ -171,17 +200,24 @@ class LayeredScene(nn.Module):
         """
         xyt = self.xyt(xy, t_index)
         weights = self._layer_weights(xyt)
-        uv_centre, layer_irradiance = [], []
+        uv_centre, layer_irradiance, change_sq = [], [], []
         for layer, mapping in enumerate(self.mappings):
             centre, shifted = mapping(xy, xyt, t_index, offsets)
             uv_centre.append(centre)
             uv = centre if shifted is None else shifted
             log_irradiance = self.atlas_log_irradiance(layer, uv.reshape(-1, 2))
+            if str(layer) in self.dynamics:
+                change = self.atlas_change(layer, uv, t_index).reshape(-1, 3)
+                change_sq.append(change.square().mean())
+                log_irradiance = log_irradiance + change
             layer_irradiance.append(log_irradiance.exp().view(*uv.shape[:-1], 3))
         layer_irr = torch.stack(layer_irradiance, dim=1)  # [B, L, (K,) 3]
         w = weights.view(*weights.shape, *([1] * (layer_irr.dim() - 2)))
         irradiance = (w * layer_irr).sum(dim=1)
-        return {"irradiance": irradiance, "uv": torch.stack(uv_centre), "weights": weights, "layer_irradiance": layer_irr}
+        out = {"irradiance": irradiance, "uv": torch.stack(uv_centre), "weights": weights, "layer_irradiance": layer_irr}
+        if change_sq:
+            out["atlas_change_sq"] = torch.stack(change_sq).mean()
+        return out
 
 
 def capped(cfg: NetConfig, max_resolution: int) -> NetConfig:

@@ -137,6 +137,7 @@ class Trainer:
             "alpha_init": linear_decay(lc.alpha_init, progress, lc.alpha_init_decay),
             "alpha_binary": lc.alpha_binary,
             "atlas_bounds": lc.atlas_bounds,
+            "atlas_change": lc.atlas_change,
         }
 
     # ----- steps -----------------------------------------------------------------------
@@ -158,6 +159,8 @@ class Trainer:
         terms["white_balance"] = self.model.tone.white_balance_loss()
         terms["monotonic"] = self.model.tone.monotonic_loss(*self.z_range, lc.monotonic_samples)
         terms["atlas_bounds"] = losses.atlas_bounds_loss(out["uv"].float())
+        if "atlas_change_sq" in out:
+            terms["atlas_change"] = out["atlas_change_sq"]
         if scene.n_layers > 1:
             terms["alpha_binary"] = losses.alpha_binary_loss(out["weights"])
             if batch.mask is not None and weights["alpha_init"] > 0:
