@@ -246,7 +246,7 @@ def test_trust_falls_at_edges_where_a_long_psf_leaves_the_render_free_to_shift()
 
     def verdict(psf_variance: float, misregistration: float):
         renders = FrameRenders(shifted, shifted, observed, gaussian_blur(observed, 2.0), 0.0, torch.full((h, w), psf_variance))
-        return model_weight(observed, renders, dataclasses.replace(rc, fidelity_misregistration=misregistration))
+        return model_weight(observed, renders, rc, misregistration=misregistration)
 
     plain, long_psf, longer_psf, point_psf = verdict(3.0, 0.0), verdict(3.0, 0.15), verdict(12.0, 0.15), verdict(0.0, 0.15)
     assert plain.weight[edge].mean() > 0.95

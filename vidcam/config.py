@@ -111,13 +111,15 @@ class SceneConfig:
     )
     # Each layer's atlas changes over time by a learned (u, v, t) -> log-irradiance term
     # (atlas_dynamics_net, penalised by loss.atlas_change): what the layer's mapping cannot carry
-    # as motion, such as a person's changing pose or shading. None: on in deblur mode (where the
-    # camera has a blur model), off in HDR mode (a real-motion 1:5 clip lost 2.2 dB PSNR-L with it);
-    # False: static atlases, as the paper.
-    atlas_dynamics: bool | None = None
+    # as motion, such as a person's changing pose or shading. Off by default: at a fixed step count
+    # it gained real shake clips 0.6-0.9 dB, but through a blur it also explains part of the blur,
+    # and a rigid synthetic clip gained 1 dB less, its last frame 0.35 dB below its input; in HDR
+    # mode a real-motion 1:5 clip lost 2.2 dB PSNR-L (README, Performance).
+    atlas_dynamics: bool = False
     # Frames between the change's time vertices: its finest detail in time. Shared by neighbouring
-    # frames, the change cannot explain one blurred frame alone (it fits it through the blur, and
-    # the re-render stops showing the render's errors).
+    # frames, the change cannot explain one blurred frame alone through its blur (at 1100 steps on a
+    # real shake clip: every frame +2.18 dB with a frame 0.79 dB below its input, every 4 +2.41,
+    # every 8 +2.21).
     atlas_dynamics_frame_step: int = 4
     # The layers whose atlas changes: the foreground alone gave a real shake clip +1.82 dB against
     # +2.13 for all (1100 steps), the trees behind the rider sway too.
@@ -264,11 +266,13 @@ class RenderConfig:
     # deblur: the input's blur error is at most this many times what the PSF changes in the input once
     # more (re-blurring a blurred frame shows only part of its loss: 3-6x less on real clips)
     fidelity_reblur_cap: float = 6.0
-    # Deblur: the sharp render's place along its frame's blur path is uncertain by this fraction
-    # of the learned PSF's RMS radius, which the re-render cannot show (a shifted render blurred
-    # by a shifted path matches the input as well). The error that implies at the render's edges
-    # lowers trust there, not the frame rule: on real shake clips with changing atlases, renders
-    # of 5-px blurs sat 0.25-0.56 px off the truth while re-rendering the input at 37-38 dB.
+    # Deblur with changing atlases (scene.atlas_dynamics): the sharp render's place along its
+    # frame's blur path is uncertain by this fraction of the learned PSF's RMS radius, which the
+    # re-render cannot show (a shifted render blurred by a shifted path matches the input as well).
+    # The error that implies at the render's edges lowers trust there, not the frame rule: renders
+    # of 5-px blurs sat 0.25-0.56 px off the truth while re-rendering the input at 37-38 dB, and a
+    # real clip's last frame lost 0.4-0.8 dB. Static atlases re-render such a frame worse, which
+    # the guard sees; applied to them it cost 0.8 dB on a synthetic clip and helped no frame.
     fidelity_misregistration: float = 0.15
     fidelity_sharp_margin: float = 0.15  # deblur: keep whole a frame within this fraction of the nearby sharpest's detail
     fidelity_sharp_ratio_margin: float = 0.12  # ... or of the nearby largest fine-to-coarse detail ratio (fidelity.fine_to_coarse)

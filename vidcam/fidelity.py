@@ -291,13 +291,15 @@ def model_weight(
     input_blur: float | None = None,
     frame_rule: bool = True,
     model_error_floor: Tensor | None = None,
+    misregistration: float = 0.0,
 ) -> FrameVerdict:
     """Per-pixel weight on the model (see the module doc), in pixel values, channels pooled.
 
     ``input_blur``: the frame's blur error energy estimated from the input alone (``blur_loss``);
     the model's per-pixel estimate of the input's blur error is scaled down to it where larger.
     ``model_error_floor`` ``[H, W]``: the least the render's squared error is taken to be
-    (``measured_model_error`` of a nearby sharp frame).
+    (``measured_model_error`` of a nearby sharp frame). ``misregistration``: the fraction of the
+    PSF's RMS radius the sharp render may sit off along the blur path (``misregistration_error``).
     """
     _check_image("input_frame", input_frame)
     residual = input_frame - renders.recorded
@@ -322,8 +324,8 @@ def model_weight(
     )
     if guarded:
         weight, expected = torch.zeros_like(weight), baseline
-    elif renders.psf_variance is not None and rc.fidelity_misregistration > 0:
-        weight, expected = _blend(input_error, model_error + misregistration_error(renders, rc))
+    elif renders.psf_variance is not None and misregistration > 0:
+        weight, expected = _blend(input_error, model_error + misregistration_error(renders, misregistration, rc))
     gain_db = 10 * math.log10(baseline / max(expected, 1e-12))
     return FrameVerdict(weight, 10 * math.log10(1 / max(rerender_mse, 1e-12)), gain_db, guarded)
 
@@ -335,15 +337,15 @@ def _blend(input_error: Tensor, model_error: Tensor) -> tuple[Tensor, float]:
     return weight, float((weight.square() * model_error + (1 - weight).square() * input_error).mean())
 
 
-def misregistration_error(renders: FrameRenders, rc: RenderConfig) -> Tensor:
+def misregistration_error(renders: FrameRenders, fraction: float, rc: RenderConfig) -> Tensor:
     """``[H, W]``: the squared error a shift of the sharp render along its blur path would cause,
-    ``(fraction * PSF RMS radius)^2 * |grad sharp|^2``, locally averaged (``fidelity_misregistration``)."""
+    ``(fraction * PSF RMS radius)^2 * |grad sharp|^2``, locally averaged."""
     sharp = renders.sharp.float()
     grad_x, grad_y = torch.zeros_like(sharp), torch.zeros_like(sharp)
     grad_x[:, 1:-1] = (sharp[:, 2:] - sharp[:, :-2]) / 2
     grad_y[1:-1] = (sharp[2:] - sharp[:-2]) / 2
     gradient_energy = gaussian_blur(grad_x.square() + grad_y.square(), rc.fidelity_window_px).mean(-1)
-    return rc.fidelity_misregistration**2 * renders.psf_variance * gradient_energy
+    return fraction**2 * renders.psf_variance * gradient_energy
 
 
 def blend_by_means(input_error: float, model_error: float, blur_error: float, correlation: float) -> float:
@@ -425,7 +427,12 @@ class FidelityGuard:
             verdict = model_weight(observed, renders, self.rc, input_blur)
             verdict = FrameVerdict(torch.zeros_like(verdict.weight), verdict.rerender_psnr, 0.0, True)
         else:
-            verdict = model_weight(observed, renders, self.rc, input_blur, model_error_floor=self._error_floor(t))
+            # Static atlases re-render a misplaced frame worse, which the residual shows; changing
+            # ones can re-render it well (README, Performance).
+            misregistration = self.rc.fidelity_misregistration if len(self.model.scene.dynamics) else 0.0
+            verdict = model_weight(
+                observed, renders, self.rc, input_blur, model_error_floor=self._error_floor(t), misregistration=misregistration
+            )
         self.frame_stats[t] = {
             "rerender_psnr": round(verdict.rerender_psnr, 2),
             "confidence": round(float(verdict.weight.mean()), 3),

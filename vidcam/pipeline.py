@@ -92,9 +92,9 @@ def build(cfg: Config, prepared: Prepared, device: torch.device) -> tuple[Vidcam
         still = still_frames(sharpness, cfg.camera.still_window, cfg.camera.still_margin)
         if still:
             log(f"frames {frame_ranges(still)} are sharp in the input: their PSF stays a point")
-    dynamics = cfg.scene.atlas_dynamics if cfg.scene.atlas_dynamics is not None else plan.blur
     shape = ClipShape(
-        clip.n_frames, clip.height, clip.width, plan.blur, plan.learn_exposure, still_frames=still, atlas_dynamics=dynamics
+        clip.n_frames, clip.height, clip.width, plan.blur, plan.learn_exposure, still_frames=still,
+        atlas_dynamics=cfg.scene.atlas_dynamics,
     )
     motions = initial_motions(cfg, prepared.flows, prepared.foreground)
     model = VidcamModel(cfg, shape, plan.initial_log_exposure, motions).to(device)

@@ -26,7 +26,7 @@ class ClipShape:
     learn_exposure: bool = True  # per-frame exposures are parameters (else fixed buffers)
     atlas_resolutions: list[int] | None = None  # filled in when the model is first built
     still_frames: list[int] | None = None  # deblur: frames as sharp as the input gets, whose PSF stays a delta
-    atlas_dynamics: bool = False  # the atlases change over time (scene.atlas_dynamics, resolved for the clip)
+    atlas_dynamics: bool = False  # the atlases change over time (scene.atlas_dynamics)
 
 
 class VidcamModel(nn.Module):

@@ -11,9 +11,9 @@ deformation is bootstrapped to the initial mapping. An alpha network splits each
 between layers and each layer's atlas network gives log irradiance at (u, v), plus (with
 ``scene.atlas_dynamics``) a learned change of it in (u, v, t), starting at exactly zero.
 
-The change term is what lets a layer hold a person: a mapping moves texture but cannot change
-it, and rigidity (which keeps the mapping from picking other texels to fake a change) leaves
-a turning limb or a flapping shirt to be averaged into a smudge. Taken in atlas coordinates,
+The change term is for what a mapping cannot carry: a mapping moves texture but cannot change
+it, and rigidity (which keeps the mapping from picking other texels to fake a change) leaves a
+turning limb or a flapping shirt to be averaged into a smudge. Taken in atlas coordinates,
 the change rides with the layer's motion, so the frames around t still pool what they saw of
 each point, and it is seen through each frame's camera (blur, response) like the atlas. It
 learns from blurred frames too: learning from the sharp frames alone (the blurred ones taking it
@@ -135,7 +135,7 @@ class LayeredScene(nn.Module):
         (the camera's for the background, the object's for a foreground layer); None: identity.
         ``atlas_resolutions``: each atlas grid's finest resolution, as a checkpoint recorded it;
         None derives it from the motions (``scene.atlas_texels_per_pixel``). ``dynamics``: each atlas
-        changes over time (``scene.atlas_dynamics``, resolved by the caller)."""
+        changes over time (``scene.atlas_dynamics``)."""
         super().__init__()
         self.frame = frame
         self.n_layers = cfg.layers
