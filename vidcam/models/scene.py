@@ -152,7 +152,8 @@ class LayeredScene(nn.Module):
         self.atlases = nn.ModuleList(EncodedMLP(2, 3, capped(cfg.atlas, r)) for r in self.atlas_resolutions)
         time_vertices = math.ceil((frame.n_frames - 1) / cfg.atlas_dynamics_frame_step) + 1
         # Keyed by layer index: the layers whose atlas changes over time.
-        changing = [] if not dynamics else range(cfg.layers) if cfg.atlas_dynamics_layers == "all" else range(1, cfg.layers)
+        first = 0 if cfg.atlas_dynamics_layers == "all" else 1
+        changing = range(first, cfg.layers) if dynamics else range(0)
         self.dynamics = nn.ModuleDict(
             {
                 str(layer): EncodedMLP(
