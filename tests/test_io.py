@@ -196,6 +196,25 @@ def test_sdr_through_the_source_planes_keeps_what_it_leaves_unchanged(tmp_path):
     assert np.abs(video.read_video(from_rgb).frames[[0, 1, 3]].astype(int) - decoded[[0, 1, 3]]).mean() > 1
     assert video.iter_source_frames(source, 0, 4, (24, 16)) is None  # another size: nothing to keep
 
+def test_frames_left_unchanged_are_coded_at_the_finest_quantiser(tmp_path):
+    """At a coarse crf, frames named unchanged decode (nearly) as the source did, the others do not,
+    B-frames included (x264 offsets their quantiser from the zone's unless they are off)."""
+    rng = np.random.default_rng(1)
+    base = rng.integers(0, 256, (1, 32, 48, 3)).astype(float)
+    frames = np.clip(base + rng.normal(0, 12, (8, 32, 48, 3)), 0, 255).astype(np.uint8)  # correlated: P/B-frames
+    source = tmp_path / "textured.mp4"
+    encode.write_sdr_video(source, frames, 24, crf=0)
+    decoded = video.read_video(source).frames
+    unchanged = [1, 2, 5]
+    assert encode.lossless_zones(unchanged) == "bframes=0:zones=1,2,q=0/5,5,q=0"
+    zoned, plain = tmp_path / "zoned.mp4", tmp_path / "plain.mp4"
+    for path, kept in ((zoned, unchanged), (plain, [])):
+        encode.write_sdr_video(path, decoded, 24, crf=30, source=video.iter_source_frames(source, 0, 8, (48, 32)), unchanged_frames=kept)
+    error = {path: np.abs(video.read_video(path).frames.astype(int) - decoded).mean(axis=(1, 2, 3)) for path in (zoned, plain)}
+    assert error[zoned][unchanged].max() < 0.5 < error[plain][unchanged].min(), error
+    assert error[zoned][[0, 3, 4, 6, 7]].min() > 0.5
+
+
 def test_odd_size_is_padded_by_edge_replication(tmp_path):
     frames = smooth_frames(4, 33, 47)
     path = tmp_path / "odd.mp4"

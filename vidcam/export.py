@@ -176,7 +176,8 @@ def write_run_outputs(
     frames = iter(rendered_frames(model, rc, camera=camera and guard is None))
     upscale = FrameUpscaler(output, rc, None if camera else InverseTone(model))
     with FrameSinks() as sinks:
-        open_writers(sinks, outdir, output, rc, plan, stats, audio_from)
+        unchanged = guard.unchanged_frames() if guard is not None else []
+        open_writers(sinks, outdir, output, rc, plan, stats, audio_from, unchanged)
         for t, full_input in enumerate(output.inputs()):
             with timer.stage("render"):
                 image = next(frames)
@@ -240,14 +241,17 @@ def open_writers(
     plan: RunPlan,
     stats: DisplayStats | None,
     audio_from: Path | None,
+    unchanged_frames: list[int] | None = None,
 ) -> None:
-    """One streaming writer per video the run writes; frame folders are made ready."""
+    """One streaming writer per video the run writes; frame folders are made ready.
+    ``unchanged_frames``: frames the output takes whole from the input (``FidelityGuard.unchanged_frames``)."""
     clip = output.clip
     fps = clip.fps
     enhanced, crf = outdir / run_folder.SDR_VIDEO, rc.video_crf(plan.input_look)
     # In the input's look, what the output leaves as it was keeps the input's own coding.
     source = iter_source_frames(clip.info.path, output.start, clip.n_frames, output.size) if plan.input_look else None
-    sinks.add("sdr", lambda frames: write_sdr_video(enhanced, frames, fps, crf, audio_from, source))
+    kept = (unchanged_frames or []) if source is not None else []
+    sinks.add("sdr", lambda frames: write_sdr_video(enhanced, frames, fps, crf, audio_from, source, kept))
     if plan.mode == "hdr" and stats is not None:
         (outdir / run_folder.HDR_DIR).mkdir(parents=True, exist_ok=True)
         sinks.add("exr", lambda frames: write_exr_sequence(outdir / run_folder.HDR_DIR, frames))

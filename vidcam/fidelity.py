@@ -408,17 +408,7 @@ class FidelityGuard:
         if sharp_irradiance is None:
             sharp_irradiance = self.render(t)
         renders = render_through_camera(self.model, t, self.rc.chunk, observed, sharp_irradiance)
-        if self.model.blur is not None and self._blur_loss is None:
-            tile_detail, ratio = [], []
-            for i in range(len(self.frames)):  # one pass: each frame converted once
-                frame = self.input_frame(i).numpy()
-                tile_detail.append(detail_energy(frame, self.rc.fidelity_detail_px, SHARP_TILES))
-                ratio.append(fine_to_coarse(frame))
-            tiles = np.stack(tile_detail)
-            self._blur_loss = blur_loss(tiles.mean(axis=1), self.rc.fidelity_neighbours)
-            self._sharp = sharp_frames(tiles, self.rc.fidelity_neighbours, self.rc.fidelity_sharp_margin) | sharp_by_ratio(
-                np.array(ratio), self.rc.fidelity_neighbours, self.rc.fidelity_sharp_ratio_margin
-            )
+        self._measure_input_blur()
         input_blur = float(self._blur_loss[t]) if self._blur_loss is not None else None
         for done in [s for s in self._measured if s < t - self.rc.fidelity_neighbours]:
             del self._measured[done]  # frames are guarded in order: memory stays within the window
@@ -446,6 +436,27 @@ class FidelityGuard:
         if self._inverse is None:
             self._inverse = InverseTone(self.model)
         return guard_irradiance(observed, renders, verdict, self._inverse, self.rc).numpy()
+
+    def unchanged_frames(self) -> list[int]:
+        """The frames the output takes from the input whole whatever the model renders (deblur: those
+        sharp already), known from the input alone, before any frame is rendered."""
+        self._measure_input_blur()
+        return [] if self._sharp is None else np.flatnonzero(self._sharp).tolist()
+
+    def _measure_input_blur(self) -> None:
+        """Deblur: each frame's blur error and whether it is sharp, from the input alone (once)."""
+        if self.model.blur is None or self._blur_loss is not None:
+            return
+        tile_detail, ratio = [], []
+        for i in range(len(self.frames)):  # one pass: each frame converted once
+            frame = self.input_frame(i).numpy()
+            tile_detail.append(detail_energy(frame, self.rc.fidelity_detail_px, SHARP_TILES))
+            ratio.append(fine_to_coarse(frame))
+        tiles = np.stack(tile_detail)
+        self._blur_loss = blur_loss(tiles.mean(axis=1), self.rc.fidelity_neighbours)
+        self._sharp = sharp_frames(tiles, self.rc.fidelity_neighbours, self.rc.fidelity_sharp_margin) | sharp_by_ratio(
+            np.array(ratio), self.rc.fidelity_neighbours, self.rc.fidelity_sharp_ratio_margin
+        )
 
     def _error_floor(self, t: int) -> Tensor | None:
         """The measured render error of the sharp frame nearest ``t`` (within ``fidelity_neighbours``), if any."""
