@@ -137,3 +137,29 @@ def test_resume_continues_bit_for_bit(tiny_hdr_clip, tmp_path, tiny_config):
     assert resumed.step == straight.step == 12
     for (name, a), b in zip(straight.model.state_dict().items(), resumed.model.state_dict().values()):
         assert torch.equal(a, b), name
+
+
+class RecordChange(Trainer):
+    """A trainer that notes, after every step, whether the atlases' change has left zero."""
+
+    def train_step(self):
+        terms = super().train_step()
+        last = [net.mlp.last.weight for net in self.model.scene.dynamics.values()]
+        self.changed = [*getattr(self, "changed", []), any(bool(w.abs().sum() > 0) for w in last)]
+        return terms
+
+
+def test_atlases_stay_static_until_their_change_is_due(tiny_hdr_clip, tmp_path, tiny_config):
+    clip = tiny_hdr_clip[1]["frames"]
+    settings = {"train.steps": 8, "scene.layers": 1, "train.bootstrap_steps": 0, "camera.tone_prefit_steps": 5,
+                "scene.atlas_dynamics": True}
+    for start, first_changed in ((0.0, 0), (0.5, 4)):
+        cfg = tiny_config({**settings, "scene.atlas_dynamics_start": start})
+        torch.manual_seed(0)
+        plan = resolve(cfg, clip / 255.0)
+        shape = ClipShape(*clip.shape[:3], False, atlas_dynamics=True)
+        model = VidcamModel(cfg, shape, np.log([1.0, 4.0] * 3) - np.log(2))
+        trainer = RecordChange(cfg, plan, model, ClipData(clip, {}, torch.device("cpu"), None, 0), tmp_path / "c.pt")
+        trainer.fit()
+        assert trainer.changed == [step >= first_changed for step in range(8)], start
+        assert model.scene.changing  # rendering shows the change

@@ -153,15 +153,16 @@ class LayeredScene(nn.Module):
         time_vertices = math.ceil((frame.n_frames - 1) / cfg.atlas_dynamics_frame_step) + 1
         # Keyed by layer index: the layers whose atlas changes over time.
         first = 0 if cfg.atlas_dynamics_layers == "all" else 1
-        changing = range(first, cfg.layers) if dynamics else range(0)
+        changing_layers = range(first, cfg.layers) if dynamics else range(0)
         self.dynamics = nn.ModuleDict(
             {
                 str(layer): EncodedMLP(
                     3, 3, capped(cfg.atlas_dynamics_net, self.atlas_resolutions[layer]), n_frames=time_vertices, zero_last=True
                 )
-                for layer in changing
+                for layer in changing_layers
             }
         )
+        self.changing = True  # the trainer holds the atlases static until scene.atlas_dynamics_start
         alpha_cfg = capped(cfg.alpha, max(frame.height, frame.width))
         self.alpha = EncodedMLP(3, cfg.layers - 1, alpha_cfg, n_frames=frame.n_frames) if cfg.layers > 1 else None
 
@@ -207,7 +208,7 @@ class LayeredScene(nn.Module):
             uv_centre.append(centre)
             uv = centre if shifted is None else shifted
             log_irradiance = self.atlas_log_irradiance(layer, uv.reshape(-1, 2))
-            if str(layer) in self.dynamics:
+            if self.changing and str(layer) in self.dynamics:
                 change = self.atlas_change(layer, uv, t_index).reshape(-1, 3)
                 change_sq.append(change.square().mean())
                 log_irradiance = log_irradiance + change

@@ -180,6 +180,7 @@ class Trainer:
         weights = self.loss_weights(progress)
         factor = self.lr_factor(progress)
         self.data.favour(linear_decay(1.0, progress, self.cfg.train.sharp_first))
+        self.model.scene.changing = progress >= self.cfg.scene.atlas_dynamics_start
         for group in self.optimizer.param_groups:
             group["lr"] = group["base_lr"] * factor
         terms = self.loss_terms(weights)
@@ -245,6 +246,7 @@ class Trainer:
                 f"interrupted at step {self.step}; checkpoint saved to {self.checkpoint_path} (continue with --resume)"
             ) from None
         bar.close()
+        self.model.scene.changing = True
         self.save()
         return self.history
 
