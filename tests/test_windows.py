@@ -8,7 +8,7 @@ import shutil
 import numpy as np
 import pytest
 
-from vidcam.batch import enhance_all
+from vidcam.batch import enhance_all, unchanged_frames
 from vidcam.errors import VidcamError
 from vidcam.io.images import read_exr
 from vidcam.io.video import read_video
@@ -18,6 +18,7 @@ from vidcam.windows import (
     blend_weights,
     border_pairs,
     chained_gains,
+    frame_weights,
     join_windows,
     overlap_gain,
     seam_flicker,
@@ -149,3 +150,12 @@ def test_inputs_folders_and_output_folders(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(VidcamError, match="no video files"):
         expand_inputs([tmp_path / "empty"])
+
+
+def test_a_joined_frame_is_unchanged_only_where_every_window_showing_it_kept_it_whole():
+    windows = split_windows(14, 8, 2)  # frames 0-7 and 6-13, overlapping at 6-7
+    weights = frame_weights(windows)
+    results = [{"fidelity": {"sharp_frames": [1, 6, 7]}}, {"fidelity": {"sharp_frames": [0, 5]}}]  # the second: frames 6, 11
+    assert [(w.start, w.end) for w in windows] == [(0, 8), (6, 14)]
+    assert unchanged_frames(windows, weights, results) == [1, 6, 11]  # 7: the second window changed it
+    assert unchanged_frames(windows, weights, [{"fidelity": None}, {}]) == []

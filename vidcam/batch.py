@@ -186,7 +186,7 @@ def finish_job(job: ClipJob, results: list) -> Report:
         return to_uint8(image) if stats is None else display_frame(image * stats.scale, plan.operator, stats)
 
     with FrameSinks() as sinks:
-        open_writers(sinks, job.outdir, output, rc, plan, stats, audio)
+        open_writers(sinks, job.outdir, output, rc, plan, stats, audio, unchanged_frames(windows, weights, results))
         for t, full_input in enumerate(progress(output.inputs(), "join", total=clip.n_frames, unit="frame")):
             with timer.stage("join"):
                 image = joined_frame(renders, windows, weights, gains, t)
@@ -245,6 +245,16 @@ def finish_job(job: ClipJob, results: list) -> Report:
     write_report_html(job.outdir)
     mark_complete(job.outdir)
     return report
+
+
+def unchanged_frames(windows: list[Window], weights: np.ndarray, results: list[dict]) -> list[int]:
+    """The frames of a joined clip that every window showing them took whole from the input as
+    sharp already (``FidelityGuard.unchanged_frames``): the join leaves them as they were."""
+    kept = [{w.start + t for t in (r.get("fidelity") or {}).get("sharp_frames", [])} for w, r in zip(windows, results)]
+    return [
+        t for t in range(weights.shape[1])
+        if all(t in kept[k] for k in range(len(windows)) if weights[k, t] > 0)
+    ]
 
 
 def fit_window(clip: Clip, plan: RunPlan, cfg: Config, folder: Path, cache_dir: Path, resume: bool) -> dict[str, Any]:
