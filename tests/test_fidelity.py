@@ -341,7 +341,7 @@ def test_gaussian_blur_keeps_shape_and_constants():
 
 
 def test_frame_ranges():
-    from vidcam.fidelity import frame_ranges
+    from vidcam.log import frame_ranges
 
     assert frame_ranges([5, 0, 1, 2, 7, 8]) == "0-2, 5, 7-8"
     assert frame_ranges([]) == ""

@@ -61,7 +61,7 @@ from vidcam.config import RenderConfig
 from vidcam.io.encode import write_sdr_video
 from vidcam.io.video import as_float
 from vidcam.fast_render import frame_renderer, tone_tabulated
-from vidcam.log import log
+from vidcam.log import frame_ranges, log
 from vidcam.models.model import VidcamModel
 from vidcam.rendering import render_frame
 
@@ -510,14 +510,3 @@ class FidelityGuard:
                 f" {confidence_video.name} shows where)"
             )
         return summary
-
-
-def frame_ranges(frames: list[int]) -> str:
-    """``[0, 1, 2, 5]`` -> ``"0-2, 5"``."""
-    runs: list[list[int]] = []
-    for t in sorted(frames):
-        if runs and t == runs[-1][1] + 1:
-            runs[-1][1] = t
-        else:
-            runs.append([t, t])
-    return ", ".join(f"{a}-{b}" if b > a else str(a) for a, b in runs)

@@ -12,11 +12,10 @@ from vidcam import run as run_folder
 from vidcam.config import Config, save_config
 from vidcam.errors import VidcamError
 from vidcam.export import write_run_outputs
-from vidcam.fidelity import frame_ranges
 from vidcam.flow.estimate import FlowBackend, compute_flows, resolve_backend
 from vidcam.flow.types import FlowPair
 from vidcam.io.video import Clip, read_video
-from vidcam.log import log
+from vidcam.log import frame_ranges, log
 from vidcam.models.model import ClipShape, VidcamModel
 from vidcam.motion import foreground_from_motion, initial_motions, load_masks
 from vidcam.plan import RunPlan, plan_frames, resolve

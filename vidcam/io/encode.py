@@ -20,6 +20,7 @@ import numpy as np
 from vidcam.errors import VidcamError
 from vidcam.io.atomic import atomic_path
 from vidcam.io.video import BT709_LUMA, BT2020_LUMA, decoded_rgb, error_reason, open_input
+from vidcam.log import frame_runs
 
 SDR_CODEC = "libx264"
 SDR_PIX_FMT = "yuv420p"
@@ -315,10 +316,7 @@ def lossless_zones(frames: Collection[int]) -> str:
     quantiser. B-frames are off: x264 offsets a B-frame's quantiser from its zone's, and a third of
     the zoned frames stayed at crf 4's error.
     """
-    kept = set(frames)
-    firsts = sorted(f for f in kept if f - 1 not in kept)
-    lasts = sorted(f for f in kept if f + 1 not in kept)
-    return "bframes=0:zones=" + "/".join(f"{first},{last},q=0" for first, last in zip(firsts, lasts))
+    return "bframes=0:zones=" + "/".join(f"{first},{last},q=0" for first, last in frame_runs(frames))
 
 
 def _ycbcr_420(rgb: np.ndarray, luma_weights: tuple[float, float, float], levels: int) -> np.ndarray:
