@@ -27,6 +27,7 @@ from vidcam.fidelity import (
     guard_pixels,
     measured_model_error,
     model_weight,
+    render_through_camera,
 )
 from vidcam.io.encode import write_sdr_video
 from vidcam.io.video import read_video
@@ -311,6 +312,34 @@ def test_guard_measures_the_nearest_sharp_frame_in_order():
             else:
                 assert floor is guard._measured[nearest], t
             assert min(guard._measured, default=t) >= t - rc.fidelity_neighbours
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_render_error_is_at_least_what_the_atlases_change_adds(fast):
+    """With changing atlases the guard takes the render's error to be at least ``fidelity_change``
+    times the local energy of what the change adds to it: nothing while the change is zero, in
+    proportion to the setting once it is not, and the scene is left changing."""
+    frames = np.random.default_rng(0).integers(0, 256, (9, 16, 24, 3), dtype=np.uint8)
+    model = VidcamModel(load_config("fast"), ClipShape(9, 16, 24, True, atlas_dynamics=True)).eval()
+    observed = torch.from_numpy(frames[4].astype(np.float32) / 255)
+
+    def change_error(setting: float) -> Tensor:
+        guard = FidelityGuard(model, frames, RenderConfig(fast=fast, fidelity_change=setting))
+        renders = render_through_camera(model, 4, 4096, observed, guard.render(4))
+        return guard.change_error(4, renders)
+
+    with torch.no_grad():
+        assert float(change_error(1.0).abs().max()) < 1e-10  # the change starts at exactly zero
+        for parameter in model.scene.dynamics.parameters():
+            parameter.add_(torch.randn_like(parameter) * 0.3)
+        once, twice = change_error(0.5), change_error(1.0)
+        assert model.scene.changing
+        assert float(once.mean()) > 1e-6
+        torch.testing.assert_close(twice, 2 * once)
+        guard = FidelityGuard(model, frames, RenderConfig(fast=fast))
+        renders = render_through_camera(model, 4, 4096, observed, guard.render(4))
+        assert bool((guard._error_floor(4, renders) >= guard.change_error(4, renders)).all())
+        assert FidelityGuard(model, frames, RenderConfig(fast=fast, fidelity_change=0))._error_floor(4, renders) is None
 
 
 @pytest.mark.parametrize("fast", [True, False])

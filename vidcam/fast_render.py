@@ -251,7 +251,7 @@ class FastScene:
         """[P,3] linear irradiance of one layer at atlas coordinates uv [P,2] of frame t, edits applied."""
         log_irradiance = _sample(self.textures[layer], uv.clamp(-1, 1), "border", True)
         scene = self.model.scene
-        if str(layer) in scene.dynamics:
+        if scene.changing and str(layer) in scene.dynamics:
             t_index = torch.full((self.chunk,), t, device=uv.device, dtype=torch.long)
             change = in_chunks(lambda part: scene.atlas_change(layer, part, t_index[: len(part)]), uv, self.chunk)
             log_irradiance = log_irradiance + change.to(uv.device)

@@ -167,6 +167,14 @@ def _psf_blur(model: VidcamModel, t: int, images: list[Tensor], chunk: int) -> t
 
 
 @torch.no_grad()
+def tone_pixels(model: VidcamModel, irradiance: Tensor, log_exposure: float) -> Tensor:
+    """Irradiance ``[H, W, 3]`` through the learned response at ``log_exposure``, on the CPU."""
+    # Tabulated: the tone network at every pixel cost 0.77 s a 640x360 frame, the table 0.02 s.
+    values = tone_tabulated(model, irradiance.reshape(-1, 3).to(model.device), log_exposure)
+    return values.float().cpu().reshape(irradiance.shape)
+
+
+@torch.no_grad()
 def render_through_camera(
     model: VidcamModel, t: int, chunk: int, input_frame: Tensor, sharp_irradiance: np.ndarray | None = None
 ) -> FrameRenders:
@@ -188,9 +196,7 @@ def render_through_camera(
     log_exposure = float(model.exposures(torch.tensor([t], device=device)))
 
     def through_tone(irradiance: Tensor) -> Tensor:
-        # Tabulated: the tone network at every pixel cost 0.77 s a 640x360 frame, the table 0.02 s.
-        values = tone_tabulated(model, irradiance.reshape(-1, 3).to(device), log_exposure)
-        return values.float().cpu().reshape(irradiance.shape)
+        return tone_pixels(model, irradiance, log_exposure)
 
     input_frame = input_frame.float()
     sharp = through_tone(sharp_irradiance)
@@ -421,7 +427,7 @@ class FidelityGuard:
             # ones can re-render it well (README, Performance).
             misregistration = self.rc.fidelity_misregistration if len(self.model.scene.dynamics) else 0.0
             verdict = model_weight(
-                observed, renders, self.rc, input_blur, model_error_floor=self._error_floor(t), misregistration=misregistration
+                observed, renders, self.rc, input_blur, model_error_floor=self._error_floor(t, renders), misregistration=misregistration
             )
         self.frame_stats[t] = {
             "rerender_psnr": round(verdict.rerender_psnr, 2),
@@ -458,7 +464,30 @@ class FidelityGuard:
             np.array(ratio), self.rc.fidelity_neighbours, self.rc.fidelity_sharp_ratio_margin
         )
 
-    def _error_floor(self, t: int) -> Tensor | None:
+    def _error_floor(self, t: int, renders: FrameRenders | None = None) -> Tensor | None:
+        """The least squared error frame ``t``'s render is taken to have, ``[H, W]``: the larger of the
+        nearest sharp frame's measured error and, with changing atlases, ``change_error`` (from
+        ``renders``, frame ``t``'s); None when neither applies."""
+        measured = self._sharp_frame_error(t)
+        if renders is None or not len(self.model.scene.dynamics) or self.rc.fidelity_change <= 0:
+            return measured
+        change = self.change_error(t, renders)
+        return change if measured is None else torch.maximum(measured, change)
+
+    def change_error(self, t: int, renders: FrameRenders) -> Tensor:
+        """``[H, W]``: ``fidelity_change`` times the local energy of what the atlases' change adds to
+        frame ``t``'s render in pixel values (``renders``: the frame's, with the change)."""
+        scene = self.model.scene
+        changing, scene.changing = scene.changing, False
+        try:
+            static_irradiance = torch.from_numpy(np.ascontiguousarray(self.render(t), np.float32))
+        finally:
+            scene.changing = changing
+        static = tone_pixels(self.model, static_irradiance, renders.log_exposure)
+        energy = gaussian_blur((renders.sharp - static).square(), self.rc.fidelity_window_px).mean(-1)
+        return self.rc.fidelity_change * energy
+
+    def _sharp_frame_error(self, t: int) -> Tensor | None:
         """The measured render error of the sharp frame nearest ``t`` (within ``fidelity_neighbours``), if any."""
         if self._sharp is None:
             return None
