@@ -112,10 +112,10 @@ class SceneConfig:
     # Each layer's atlas changes over time by a learned (u, v, t) -> log-irradiance term
     # (atlas_dynamics_net, penalised by loss.atlas_change): what the layer's mapping cannot carry
     # as motion, such as a person's changing pose or shading. Off by default: on real shake clips it
-    # gained 0.2-0.5 dB over static atlases in the same time, but in five of seven such fits one frame
-    # ended 0.33-0.99 dB below its input (0.36 and 0.45 with render.fidelity_change); a rigid synthetic
-    # clip gained 0.7-1 dB less, and in HDR mode a real-motion 1:5 clip lost 2.2 dB PSNR-L (README,
-    # Performance).
+    # gained 0.2-0.5 dB over static atlases in 210-240 s, but in five of seven such fits one frame
+    # ended 0.33-0.99 dB below its input; the guard's render.fidelity_change at 0.5 keeps those
+    # frames and leaves 0-0.3 dB of the gain (replayed). A rigid synthetic clip gained 0.5-1 dB less,
+    # and in HDR mode a real-motion 1:5 clip lost 2.2 dB PSNR-L (README, Performance).
     atlas_dynamics: bool = False
     # Frames between the change's time vertices: its finest detail in time. Shared by neighbouring
     # frames, the change cannot explain one blurred frame alone through its blur (at 1100 steps on a
@@ -286,10 +286,10 @@ class RenderConfig:
     # what the change adds to it (pixel values). The change can re-explain a frame the static atlases
     # misplace, through its blur, so that the re-render matches the input while the sharp render sits
     # off the truth; where the change does the work, the render is least sure. Replayed before the
-    # codec on five 240-s fits of real shake clips, 0.35 kept the two frames that lost 0.5 and 0.9 dB
-    # within 0.2 dB of their input, at a cost of 0.1-0.25 dB to the clip; two 210-s fits with it still
-    # had a frame 0.36 / 0.45 dB below its input after the codec (README, Performance).
-    fidelity_change: float = 0.35
+    # codec on seven 210-240-s fits of real shake clips: at 0.35 two still had a frame 0.25 / 0.34 dB
+    # below its input (0.36 / 0.45 after the codec); at 0.5 no frame of any fell below its input, and
+    # the clips kept +1.63 to +2.07 dB against +1.71 to +2.32 without the floor (README, Performance).
+    fidelity_change: float = 0.5
     fidelity_sharp_margin: float = 0.15  # deblur: keep whole a frame within this fraction of the nearby sharpest's detail
     fidelity_sharp_ratio_margin: float = 0.12  # ... or of the nearby largest fine-to-coarse detail ratio (fidelity.fine_to_coarse)
     fidelity_black: float = 0.03  # HDR: pixel values below this carry no irradiance (model only) ...
