@@ -303,7 +303,7 @@ def test_guard_measures_the_nearest_sharp_frame_in_order():
     with torch.no_grad():
         for t in range(9):
             guard(t, camera=True)
-            floor = guard._error_floor(t)
+            floor = guard._sharp_frame_error(t)
             nearest = {0: None, 1: 0, 2: 0, 3: None, 4: 6, 5: 6, 6: None, 7: 6, 8: 6}[t]
             if t in (0, 6):
                 continue

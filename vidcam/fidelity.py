@@ -195,17 +195,14 @@ def render_through_camera(
     sharp_irradiance = torch.from_numpy(np.ascontiguousarray(sharp_irradiance, np.float32))
     log_exposure = float(model.exposures(torch.tensor([t], device=device)))
 
-    def through_tone(irradiance: Tensor) -> Tensor:
-        return tone_pixels(model, irradiance, log_exposure)
-
     input_frame = input_frame.float()
-    sharp = through_tone(sharp_irradiance)
+    sharp = tone_pixels(model, sharp_irradiance, log_exposure)
     psf_variance = None
     if model.blur is None:
         recorded, input_reblurred = sharp, input_frame
     else:
         (recorded_irradiance, input_reblurred), psf_variance = _psf_blur(model, t, [sharp_irradiance, input_frame], chunk)
-        recorded = through_tone(recorded_irradiance)
+        recorded = tone_pixels(model, recorded_irradiance, log_exposure)
     return FrameRenders(
         sharp_irradiance=sharp_irradiance,
         sharp=sharp,
@@ -464,12 +461,12 @@ class FidelityGuard:
             np.array(ratio), self.rc.fidelity_neighbours, self.rc.fidelity_sharp_ratio_margin
         )
 
-    def _error_floor(self, t: int, renders: FrameRenders | None = None) -> Tensor | None:
+    def _error_floor(self, t: int, renders: FrameRenders) -> Tensor | None:
         """The least squared error frame ``t``'s render is taken to have, ``[H, W]``: the larger of the
         nearest sharp frame's measured error and, with changing atlases, ``change_error`` (from
         ``renders``, frame ``t``'s); None when neither applies."""
         measured = self._sharp_frame_error(t)
-        if renders is None or not len(self.model.scene.dynamics) or self.rc.fidelity_change <= 0:
+        if not len(self.model.scene.dynamics) or self.rc.fidelity_change <= 0:
             return measured
         change = self.change_error(t, renders)
         return change if measured is None else torch.maximum(measured, change)
