@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 
 from vidcam.testing import synthetic as make_synthetic
 import numpy as np
@@ -27,6 +28,7 @@ from vidcam.fidelity import (
     guard_pixels,
     measured_model_error,
     model_weight,
+    _psf_blur,
     render_through_camera,
 )
 from vidcam.io.encode import write_sdr_video
@@ -312,6 +314,58 @@ def test_guard_measures_the_nearest_sharp_frame_in_order():
             else:
                 assert floor is guard._measured[nearest], t
             assert min(guard._measured, default=t) >= t - rc.fidelity_neighbours
+
+
+def test_a_render_that_resolves_less_than_the_truth_is_weighed_against_the_blur_measured_on_sharp_content():
+    """A blurred frame whose render is sharper than the input but softer than the truth. Its own
+    sharp-minus-re-blurred render shows only the blur the render resolves, so against a measured
+    model-error floor the frame is kept whole; the blur error measured on a sharp frame of like
+    content (``content_blur``) is the input's, and the guard blends and gains."""
+    rc = RenderConfig()
+    texture = lambda seed: gaussian_blur(torch.rand(48, 64, 3, generator=torch.Generator().manual_seed(seed)), 0.6)  # noqa: E731
+    truth, sharp_neighbour = texture(0), texture(1)
+    observed = gaussian_blur(truth, 2.0)
+    sharp = gaussian_blur(truth, 1.2)
+    renders = FrameRenders(sharp, sharp, gaussian_blur(sharp, 1.6), gaussian_blur(observed, 2.0), 0.0)
+    error = lambda image: float((image - truth).square().mean())  # noqa: E731
+    floor = torch.full((48, 64), 0.8 * error(sharp))  # a sharp frame's render measured a little better
+    content_blur = float((gaussian_blur(sharp_neighbour, 2.0) - sharp_neighbour).square().mean())
+    assert content_blur == pytest.approx(error(observed), rel=0.1)
+    alone = model_weight(observed, renders, rc, model_error_floor=floor)
+    measured = model_weight(observed, renders, rc, model_error_floor=floor, content_blur=content_blur)
+    assert alone.guarded and not measured.guarded
+    gain_db = 10 * math.log10(error(observed) / error(guard_pixels(observed, renders, measured, rc)))
+    assert gain_db > 0.5
+    # a render no better than the input stays unused whatever the blur measured
+    bad = torch.full((48, 64), 1.5 * error(observed))
+    assert model_weight(observed, renders, rc, model_error_floor=bad, content_blur=content_blur).guarded
+
+
+def test_guard_measures_a_blurred_frames_psf_on_the_nearest_sharp_input_frame():
+    """``content_blur(t)``: what frame t's learned PSF changes in the nearest sharp input frame, less
+    noise. On a static scene whose blurred frame is its sharp frame through that PSF, it is the
+    blurred frame's true error; none without a sharp frame near, or with the setting off."""
+    rng = np.random.default_rng(0)
+    sharp_frame = 0.5 + 0.25 * gaussian_blur(torch.from_numpy(rng.random((24, 32, 3), dtype=np.float32)) - 0.5, 0.6)
+    model = VidcamModel(load_config("fast"), ClipShape(9, 24, 32, True)).eval()
+    with torch.no_grad():
+        model.blur.frame_coefficients[2, 0] = torch.tensor([0.5, 0.2])  # frame 2: a path about 5 px long
+        (blurred,), _ = _psf_blur(model, 2, [sharp_frame], 4096)
+    frames = np.full((9, 24, 32, 3), 128, np.uint8)  # the others flat, as if blurred
+    frames[0] = np.round(sharp_frame.numpy() * 255)
+    frames[2] = np.round(blurred.numpy() * 255)
+    rc = RenderConfig(fidelity_neighbours=3)
+    guard = FidelityGuard(model, frames, rc)
+    guard._measure_input_blur()
+    assert guard.unchanged_frames() == [0]
+    truth_error = float(np.mean(((frames[2].astype(np.float32) - frames[0]) / 255) ** 2))
+    assert truth_error > 5e-4  # the noise allowance, 1e-4, is a sixth or more of it
+    with torch.no_grad():
+        assert guard.content_blur(2) == pytest.approx(truth_error - rc.fidelity_noise**2, rel=0.02)
+        assert guard.content_blur(5) is None  # frame 0 is 5 frames away
+        off = FidelityGuard(model, frames, dataclasses.replace(rc, fidelity_sharp_content=False))
+        off._measure_input_blur()
+        assert off.content_blur(2) is None
 
 
 @pytest.mark.parametrize("fast", [True, False])

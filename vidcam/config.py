@@ -290,6 +290,11 @@ class RenderConfig:
     # below its input (0.36 / 0.45 after the codec); at 0.5 no frame of any fell below its input, and
     # the clips kept +1.63 to +2.07 dB against +1.71 to +2.32 without the floor (README, Performance).
     fidelity_change: float = 0.5
+    # Deblur: the input's blur error is taken to be at least what frame t's learned PSF does to the
+    # nearest sharp input frame. The estimate from the model's own render (its sharp minus re-blurred
+    # render) holds only what the render resolves: on a real shake clip it was 0.37-0.6 of the truth,
+    # the sharp input's 0.5-1.0, and frames the model deblurred by 1.3-1.6 dB were kept whole.
+    fidelity_sharp_content: bool = True
     fidelity_sharp_margin: float = 0.15  # deblur: keep whole a frame within this fraction of the nearby sharpest's detail
     fidelity_sharp_ratio_margin: float = 0.12  # ... or of the nearby largest fine-to-coarse detail ratio (fidelity.fine_to_coarse)
     fidelity_black: float = 0.03  # HDR: pixel values below this carry no irradiance (model only) ...

@@ -12,7 +12,10 @@ frame, weighted like a Wiener combination of two independent errors:
   re-blurring a blurred frame shows only a third to a sixth of its loss: alone it cost heavily
   blurred frames 0.3-0.6 dB on a real hand-held clip, 1 dB on a synthetic one),
   ``noise`` the residual level that counts as noise (0 for the input's error once clipped or black
-  pixels are handled separately);
+  pixels are handled separately). The render resolves less than the truth, so its sharp-minus-
+  blurred difference understates the blur; deblurring therefore scales the frame's ``blur`` map up
+  until its mean is what the frame's PSF changes in the nearest sharp input frame, when that is
+  more (``FidelityGuard.content_blur``);
 * the model's render, whose expected squared error is ``U = gain * max(R - noise, 0)``: ``R`` is the
   local energy of the re-render residual ``input - recorded`` (what the model did not explain, in
   pixel values), ``gain`` the ratio of the camera-free render's error to that residual (blur hides
@@ -295,6 +298,7 @@ def model_weight(
     frame_rule: bool = True,
     model_error_floor: Tensor | None = None,
     misregistration: float = 0.0,
+    content_blur: float | None = None,
 ) -> FrameVerdict:
     """Per-pixel weight on the model (see the module doc), in pixel values, channels pooled.
 
@@ -303,6 +307,7 @@ def model_weight(
     ``model_error_floor`` ``[H, W]``: the least the render's squared error is taken to be
     (``measured_model_error`` of a nearby sharp frame). ``misregistration``: the fraction of the
     PSF's RMS radius the sharp render may sit off along the blur path (``misregistration_error``).
+    ``content_blur``: the least mean blur error the input is taken to have (``FidelityGuard.content_blur``).
     """
     _check_image("input_frame", input_frame)
     residual = input_frame - renders.recorded
@@ -315,6 +320,8 @@ def model_weight(
     blur_error = torch.minimum(model_blur, rc.fidelity_reblur_cap * psf_blur)
     if input_blur is not None:
         blur_error = blur_error * min(1.0, input_blur / max(float(blur_error.mean()), 1e-12))
+    if content_blur is not None:
+        blur_error = blur_error * max(1.0, content_blur / max(float(blur_error.mean()), 1e-12))
     input_error = blur_error + noise  # E_in
     model_error = rc.fidelity_gain * (unexplained - noise).clamp_min(0)  # U
     if model_error_floor is not None:
@@ -424,7 +431,8 @@ class FidelityGuard:
             # ones can re-render it well (README, Performance).
             misregistration = self.rc.fidelity_misregistration if len(self.model.scene.dynamics) else 0.0
             verdict = model_weight(
-                observed, renders, self.rc, input_blur, model_error_floor=self._error_floor(t, renders), misregistration=misregistration
+                observed, renders, self.rc, input_blur, model_error_floor=self._error_floor(t, renders),
+                misregistration=misregistration, content_blur=self.content_blur(t),
             )
         self.frame_stats[t] = {
             "rerender_psnr": round(verdict.rerender_psnr, 2),
@@ -484,14 +492,29 @@ class FidelityGuard:
         energy = gaussian_blur((renders.sharp - static).square(), self.rc.fidelity_window_px).mean(-1)
         return self.rc.fidelity_change * energy
 
-    def _sharp_frame_error(self, t: int) -> Tensor | None:
-        """The measured render error of the sharp frame nearest ``t`` (within ``fidelity_neighbours``), if any."""
+    def content_blur(self, t: int) -> float | None:
+        """Deblur: the mean squared change frame ``t``'s learned PSF makes to the nearest sharp input
+        frame (within ``fidelity_neighbours``) less the noise it smooths away, ``mean((B_t(y_s) - y_s)^2) - noise^2``:
+        the input's blur error measured on content the input resolves. None without such a frame or
+        with ``fidelity_sharp_content`` off."""
+        nearest = self._nearest_sharp(t)
+        if nearest is None or not self.rc.fidelity_sharp_content:
+            return None
+        sharp_input = self.input_frame(nearest)
+        (blurred,), _ = _psf_blur(self.model, t, [sharp_input], self.rc.chunk)
+        return max(float((blurred - sharp_input).square().mean()) - self.rc.fidelity_noise**2, 0.0)
+
+    def _nearest_sharp(self, t: int) -> int | None:
         if self._sharp is None:
             return None
         near = [s for s in np.flatnonzero(self._sharp) if abs(s - t) <= self.rc.fidelity_neighbours]
-        if not near:
+        return int(min(near, key=lambda s: (abs(s - t), s))) if near else None
+
+    def _sharp_frame_error(self, t: int) -> Tensor | None:
+        """The measured render error of the sharp frame nearest ``t`` (within ``fidelity_neighbours``), if any."""
+        nearest = self._nearest_sharp(t)
+        if nearest is None:
             return None
-        nearest = int(min(near, key=lambda s: (abs(s - t), s)))
         if nearest not in self._measured:
             observed = self.input_frame(nearest)
             renders = render_through_camera(self.model, nearest, self.rc.chunk, observed, self.render(nearest))
