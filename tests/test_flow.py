@@ -3,6 +3,7 @@ exposure matching, forward-backward validity, cache, backend choice, motion anal
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import types
 from pathlib import Path
@@ -12,12 +13,13 @@ import numpy as np
 import pytest
 import torch
 
-from vidcam import motion, raft_weights
-from vidcam.config import FlowConfig, MotionConfig
+from vidcam import motion, raft_weights, resources
+from vidcam.config import FlowConfig, MotionConfig, load_config
 from vidcam.flow import estimate as flow
 from vidcam.flow import visualise
 from vidcam.flow.types import FlowPair
 from vidcam.errors import VidcamError
+from vidcam.io.video import probe
 
 skimage_data = pytest.importorskip("skimage.data")
 
@@ -372,6 +374,22 @@ def test_hub_cache_file_and_checkpoint_variable_enable_raft(no_weights, tmp_path
     monkeypatch.setenv(raft_weights.CHECKPOINT_ENV, str(tmp_path / "missing.pth"))
     with pytest.raises(VidcamError, match="not found"):
         flow.choose_backend(FlowConfig(backend="auto"))
+
+
+def test_the_plan_expects_raft_only_when_weights_are_on_this_machine(no_weights, tmp_path, monkeypatch):
+    """The plan's time estimate, judged without the network: auto is RAFT with a checkpoint at hand,
+    DIS otherwise (a download may yet happen, but the plan must not wait on a probe)."""
+    monkeypatch.setattr(raft_weights, "can_download", lambda url, timeout_s=0: pytest.fail("the plan probed the network"))
+    clip = dataclasses.replace(probe(Path(__file__).parents[1] / "assets" / "demo_blur.mp4"), width=640, height=360, n_frames=24)
+    cfg = load_config("fast")
+    assert flow.expected_backend(cfg.flow) == "dis"
+    dis_seconds = resources.forecast(clip, cfg, workers=1, threads=1).seconds["flow"]
+    checkpoint = tmp_path / "mine.pth"
+    checkpoint.write_bytes(b"")
+    monkeypatch.setenv(raft_weights.CHECKPOINT_ENV, str(checkpoint))
+    assert flow.expected_backend(cfg.flow) == "raft"
+    assert resources.forecast(clip, cfg, workers=1, threads=1).seconds["flow"] > 5 * dis_seconds
+    assert flow.expected_backend(dataclasses.replace(cfg.flow, backend="dis")) == "dis"
 
 
 def test_auto_falls_back_to_dis_when_the_download_fails(no_weights, tmp_path, monkeypatch, capsys):

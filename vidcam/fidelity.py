@@ -492,6 +492,7 @@ class FidelityGuard:
         energy = gaussian_blur((renders.sharp - static).square(), self.rc.fidelity_window_px).mean(-1)
         return self.rc.fidelity_change * energy
 
+    @torch.no_grad()
     def content_blur(self, t: int) -> float | None:
         """Deblur: the mean squared change frame ``t``'s learned PSF makes to the nearest sharp input
         frame (within ``fidelity_neighbours``) less the noise it smooths away, ``mean((B_t(y_s) - y_s)^2) - noise^2``:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from vidcam.config import Config
 from vidcam.errors import VidcamError
-from vidcam.flow.estimate import flow_resolution
+from vidcam.flow.estimate import expected_backend, flow_resolution
 from vidcam.io.video import VideoInfo, output_size, probe
 from vidcam.windows import Window, split_windows
 
@@ -160,7 +160,7 @@ def _speedup(threads: int) -> float:
 def fit_seconds(frames: int, fit_mpix: float, cfg: Config, mode: str, threads: int, device: str = "cpu") -> dict[str, float]:
     """Wall seconds of one fit's stages (flow, train, render) on ``frames`` frames of ``fit_mpix`` megapixels."""
     speedup = _speedup(threads)
-    backend = "raft" if cfg.flow.backend == "raft" else "dis"  # auto falls back to DIS without weights
+    backend = expected_backend(cfg.flow)
     fields = 2 * sum(max(frames - gap, 0) for gap in cfg.flow.gaps)
     field_s = CUDA_RAFT_S_PER_MPIX if device == "cuda" and backend == "raft" else FLOW_S_PER_MPIX[backend] / speedup
     flow = fields * fit_mpix * field_s + frames * fit_mpix * MOTION_S_PER_MPIX / speedup

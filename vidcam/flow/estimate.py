@@ -80,6 +80,17 @@ def resolve_backend(cfg: FlowConfig) -> FlowBackend:
     return FlowBackend("dis", "no RAFT weights available")
 
 
+def expected_backend(cfg: FlowConfig) -> str:
+    """"raft" | "dis": what a run will use, judged without probing the network (for the plan's time
+    estimate): auto counts as RAFT when weights are on this machine, a user's checkpoint or
+    torchvision's file in the hub cache."""
+    if cfg.backend != "auto":
+        return cfg.backend
+    if raft_weights.user_checkpoint(cfg.raft_checkpoint) is not None:
+        return "raft"
+    return "raft" if raft_weights.hub_cache_file(raft_weights.torchvision_weights(cfg.raft_model)).is_file() else "dis"
+
+
 def _find_raft_weights(cfg: FlowConfig) -> tuple[raft_weights.WeightsSource | None, str]:
     """User checkpoint first, then torchvision's file in the hub cache, then a download if online."""
     checkpoint = raft_weights.user_checkpoint(cfg.raft_checkpoint)
