@@ -388,7 +388,10 @@ def test_the_plan_expects_raft_only_when_weights_are_on_this_machine(no_weights,
     checkpoint.write_bytes(b"")
     monkeypatch.setenv(raft_weights.CHECKPOINT_ENV, str(checkpoint))
     assert flow.expected_backend(cfg.flow) == "raft"
-    assert resources.forecast(clip, cfg, workers=1, threads=1).seconds["flow"] > 5 * dis_seconds
+    small_seconds = resources.forecast(clip, cfg, workers=1, threads=1).seconds["flow"]
+    assert small_seconds > 5 * dis_seconds
+    large = dataclasses.replace(cfg, flow=dataclasses.replace(cfg.flow, raft_model="large"))
+    assert resources.forecast(clip, large, workers=1, threads=1).seconds["flow"] > 2 * small_seconds  # measured 3x
     assert flow.expected_backend(dataclasses.replace(cfg.flow, backend="dis")) == "dis"
 
 

@@ -88,7 +88,9 @@ def check_clip(input_path: Path, cfg: Config, workers: int = 1, threads: int = 1
 # took). Where a task has more threads, stages run THREAD_SPEEDUP times faster per doubling.
 DECODE_S_PER_MPIX = 0.011  # decoding (and area-resizing) one megapixel of the source
 RAY_START_S = 10.0  # starting a local Ray and its workers
-FLOW_S_PER_MPIX = {"dis": 0.47, "raft": 6.0}  # one flow field (one direction) at the fit size
+# One flow field (one direction) at the fit size. RAFT measured 2026-11-25 on 320x180 and 640x360
+# frames (2 threads: small 5.4-6.1 s, large 16.7-18.2 s per field-megapixel).
+FLOW_S_PER_MPIX = {"dis": 0.47, "raft_small": 9.5, "raft_large": 28.0}
 MOTION_S_PER_MPIX = 0.3  # homographies and the foreground mask, per frame at the fit size
 SETUP_S = 3.0  # building the model and the data of one fit (the tone pre-fit and bootstrap count in the time budget)
 SAMPLES_PER_S = {"hdr": 27_000, "deblur": 14_000}  # training pixels per second, one core
@@ -162,7 +164,10 @@ def fit_seconds(frames: int, fit_mpix: float, cfg: Config, mode: str, threads: i
     speedup = _speedup(threads)
     backend = expected_backend(cfg.flow)
     fields = 2 * sum(max(frames - gap, 0) for gap in cfg.flow.gaps)
-    field_s = CUDA_RAFT_S_PER_MPIX if device == "cuda" and backend == "raft" else FLOW_S_PER_MPIX[backend] / speedup
+    if backend == "raft":
+        field_s = CUDA_RAFT_S_PER_MPIX if device == "cuda" else FLOW_S_PER_MPIX[f"raft_{cfg.flow.raft_model}"] / speedup
+    else:
+        field_s = FLOW_S_PER_MPIX["dis"] / speedup
     flow = fields * fit_mpix * field_s + frames * fit_mpix * MOTION_S_PER_MPIX / speedup
     tc = cfg.train
     if device == "cuda":
