@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 
 # RAFT weights for the deblur demo: vidcam downloads none at run time, and reads no fixed path. A
 # checkout beside ../shared gets RAFT small from there (`make demo-deblur DEMO_RAFT=` for DIS flow).
-# The HDR demo keeps DIS: RAFT small scored 35.49 dB PSNR-mu there against DIS's 36.28 (README).
+# (HDR clips get DIS flow whatever the weights: README, "Optical flow weights".)
 DEMO_RAFT ?= $(abspath $(wildcard ../shared/weights/raft-small.pth))
 RAFT_ENV := $(if $(DEMO_RAFT),VIDCAM_RAFT_CHECKPOINT=$(DEMO_RAFT))
 

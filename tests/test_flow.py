@@ -393,6 +393,21 @@ def test_the_plan_expects_raft_only_when_weights_are_on_this_machine(no_weights,
     large = dataclasses.replace(cfg, flow=dataclasses.replace(cfg.flow, raft_model="large"))
     assert resources.forecast(clip, large, workers=1, threads=1).seconds["flow"] > 2 * small_seconds  # measured 3x
     assert flow.expected_backend(dataclasses.replace(cfg.flow, backend="dis")) == "dis"
+    hdr = dataclasses.replace(cfg, mode="hdr")
+    assert flow.expected_backend(cfg.flow, hdr=True) == "dis"
+    assert resources.forecast(clip, hdr, workers=1, threads=1).seconds["flow"] == pytest.approx(dis_seconds)
+
+
+def test_hdr_clips_get_dis_flow_unless_raft_is_asked_for(no_weights, tmp_path, monkeypatch):
+    """Flow between a short and a long exposure: auto gives an HDR clip DIS even with RAFT weights
+    at hand (RAFT scored 1.4 dB PSNR-mu below it on a real-motion 1:5 clip); flow.backend raft still gets RAFT."""
+    checkpoint = tmp_path / "mine.pth"
+    checkpoint.write_bytes(b"")
+    monkeypatch.setenv(raft_weights.CHECKPOINT_ENV, str(checkpoint))
+    assert flow.resolve_backend(FlowConfig(backend="auto")).name == "raft"
+    hdr = flow.resolve_backend(FlowConfig(backend="auto"), hdr=True)
+    assert hdr.name == "dis" and hdr.reason == flow.HDR_AUTO_REASON
+    assert flow.resolve_backend(FlowConfig(backend="raft"), hdr=True).name == "raft"
 
 
 def test_auto_falls_back_to_dis_when_the_download_fails(no_weights, tmp_path, monkeypatch, capsys):

@@ -39,7 +39,7 @@ class IOConfig:
 class FlowConfig:
     """Optical flow between frames, computed once before training (vidcam.flow)."""
 
-    backend: Literal["auto", "raft", "dis"] = "auto"  # auto: RAFT when its weights can be had, else DIS
+    backend: Literal["auto", "raft", "dis"] = "auto"  # auto: DIS for HDR clips, else RAFT when its weights can be had, else DIS
     raft_model: Literal["large", "small"] = "large"  # torchvision's raft_large / raft_small
     raft_checkpoint: str | None = None  # also $VIDCAM_RAFT_CHECKPOINT or the torch hub cache
     raft_iters: int = 12  # RAFT's recurrent refinement steps

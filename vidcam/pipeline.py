@@ -71,7 +71,7 @@ def analyse(
     clip: Clip, frames: np.ndarray, plan: RunPlan, cfg: Config, device: torch.device, cache_dir: Path, timer: StageTimer
 ) -> Prepared:
     """Flow and the foreground mask of decoded frames (a whole clip, or one temporal window of it)."""
-    backend = resolve_backend(cfg.flow)
+    backend = resolve_backend(cfg.flow, hdr=plan.mode == "hdr")
     with timer.stage("flow"):
         exposures = np.exp(plan.initial_log_exposure) if plan.mode == "hdr" else None
         flows = compute_flows(frames, cfg.flow, device, exposures, cache_dir, backend=backend)

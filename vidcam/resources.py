@@ -162,7 +162,7 @@ def _speedup(threads: int) -> float:
 def fit_seconds(frames: int, fit_mpix: float, cfg: Config, mode: str, threads: int, device: str = "cpu") -> dict[str, float]:
     """Wall seconds of one fit's stages (flow, train, render) on ``frames`` frames of ``fit_mpix`` megapixels."""
     speedup = _speedup(threads)
-    backend = expected_backend(cfg.flow)
+    backend = expected_backend(cfg.flow, hdr=cfg.mode == "hdr")  # mode auto may turn out deblur: the dearer flow
     fields = 2 * sum(max(frames - gap, 0) for gap in cfg.flow.gaps)
     if backend == "raft":
         field_s = CUDA_RAFT_S_PER_MPIX if device == "cuda" else FLOW_S_PER_MPIX[f"raft_{cfg.flow.raft_model}"] / speedup
