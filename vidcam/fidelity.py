@@ -498,8 +498,8 @@ class FidelityGuard:
         frame (within ``fidelity_neighbours``) less the noise it smooths away, ``mean((B_t(y_s) - y_s)^2) - noise^2``:
         the input's blur error measured on content the input resolves. None without such a frame or
         with ``fidelity_sharp_content`` off."""
-        nearest = self._nearest_sharp(t)
-        if nearest is None or not self.rc.fidelity_sharp_content:
+        nearest = self._nearest_sharp(t) if self.rc.fidelity_sharp_content else None
+        if nearest is None:
             return None
         sharp_input = self.input_frame(nearest)
         (blurred,), _ = _psf_blur(self.model, t, [sharp_input], self.rc.chunk)

@@ -97,13 +97,12 @@ def expected_backend(cfg: FlowConfig, hdr: bool = False) -> str:
         return cfg.backend
     if hdr:
         return "dis"
-    if raft_weights.user_checkpoint(cfg.raft_checkpoint) is not None:
-        return "raft"
-    return "raft" if raft_weights.hub_cache_file(raft_weights.torchvision_weights(cfg.raft_model)).is_file() else "dis"
+    return "raft" if _find_raft_weights(cfg, online=False)[0] is not None else "dis"
 
 
-def _find_raft_weights(cfg: FlowConfig) -> tuple[raft_weights.WeightsSource | None, str]:
-    """User checkpoint first, then torchvision's file in the hub cache, then a download if online."""
+def _find_raft_weights(cfg: FlowConfig, online: bool = True) -> tuple[raft_weights.WeightsSource | None, str]:
+    """User checkpoint first, then torchvision's file in the hub cache, then (``online``: probing
+    the network) a download."""
     checkpoint = raft_weights.user_checkpoint(cfg.raft_checkpoint)
     if checkpoint is not None:
         return raft_weights.WeightsSource(cfg.raft_model, checkpoint=checkpoint), f"checkpoint {checkpoint}"
@@ -112,7 +111,7 @@ def _find_raft_weights(cfg: FlowConfig) -> tuple[raft_weights.WeightsSource | No
     cached = raft_weights.hub_cache_file(weights)
     if cached.is_file():
         return source, f"torchvision {weights} from {cached}"
-    if raft_weights.can_download(weights.url):
+    if online and raft_weights.can_download(weights.url):
         return source, f"torchvision {weights}, downloading to {cached}"
     return None, ""
 
